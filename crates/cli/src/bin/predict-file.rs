@@ -1,0 +1,183 @@
+//! `predict-file`: predicts the spoken digit of wav files and folders of wav files.
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use spoken_digits::audio::DEFAULT_MAX_SECONDS;
+use spoken_digits::dataset::label_from_name;
+use spoken_digits::model::{self, Classifier};
+use spoken_digits::predict::{Prediction, predict_files};
+use spoken_digits_cli::{DEFAULT_INFERENCE_DIR, DEFAULT_MODEL, default_path, default_threads, run};
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// Aligned columns for people.
+    Table,
+    /// JSON Lines: one object per file.
+    Json,
+    /// CSV with a header row.
+    Csv,
+}
+
+/// Predict the spoken digit (0-9) in wav files.
+///
+/// Folders are searched recursively for .wav files. Files named `<digit>_...` are scored, and a
+/// summary line gives the accuracy over them. A file that cannot be used is reported with its
+/// reason and the others are still predicted; the exit status is then 1.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about)]
+struct Args {
+    /// Wav files and/or folders [default: free-spoken-digit-dataset/inference_audio].
+    #[arg(value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Model weights (.safetensors; its .json config is read from beside it).
+    #[arg(long, short, value_name = "FILE")]
+    model: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Refuse files longer than this many seconds.
+    #[arg(long, default_value_t = DEFAULT_MAX_SECONDS)]
+    max_seconds: f64,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Worker threads for reading and featurising audio.
+    #[arg(long, default_value_t = default_threads())]
+    threads: usize,
+    /// No summary line.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    run(|| predict_main(Args::parse()))
+}
+
+fn predict_main(args: Args) -> anyhow::Result<ExitCode> {
+    let model_path = args.model.clone().unwrap_or_else(|| default_path(DEFAULT_MODEL));
+    let device = model::parse_device(&args.device)?;
+    let model = Classifier::load(&model_path, device).context("loading the model")?;
+    let inputs = if args.paths.is_empty() { vec![default_path(DEFAULT_INFERENCE_DIR)] } else { args.paths.clone() };
+
+    // Files to predict, plus inputs that could not even be listed.
+    let mut files = vec![];
+    let mut failures: Vec<(PathBuf, String)> = vec![];
+    for input in &inputs {
+        collect_wavs(input, true, &mut files, &mut failures, &mut HashSet::new());
+    }
+    let results = predict_files(&model, &files, args.max_seconds, args.threads)?;
+
+    let mut out = std::io::stdout().lock();
+    let mut scored = (0usize, 0usize);
+    if args.format == Format::Csv {
+        writeln!(out, "file,digit,confidence,{},error", (0..10).map(|d| format!("p{d}")).collect::<Vec<_>>().join(","))?;
+    }
+    let rows = files
+        .iter()
+        .zip(results.into_iter().map(|r| r.map_err(|e| e.to_string())))
+        .chain(failures.iter().map(|(p, e)| (p, Err(e.clone()))));
+    let mut failed = 0;
+    for (path, result) in rows {
+        match &result {
+            Ok(p) => {
+                if let Some(label) = label_from_name(path) {
+                    scored.0 += usize::from(label == p.digit);
+                    scored.1 += 1;
+                }
+            }
+            Err(_) => failed += 1,
+        }
+        write_row(&mut out, args.format, path, &result)?;
+    }
+    if !args.quiet && args.format == Format::Table {
+        if scored.1 > 0 {
+            writeln!(out, "accuracy on labelled files: {}/{} ({:.1}%)", scored.0, scored.1, 100.0 * scored.0 as f64 / scored.1 as f64)?;
+        }
+        if failed > 0 {
+            writeln!(out, "{failed} file(s) could not be used")?;
+        }
+    }
+    if files.is_empty() && failures.is_empty() {
+        eprintln!("error: no .wav files found in {}", inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+        return Ok(ExitCode::FAILURE);
+    }
+    if !args.quiet && args.format != Format::Table && scored.1 > 0 {
+        eprintln!("accuracy on labelled files: {}/{}", scored.0, scored.1);
+    }
+    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Adds `path` (a file, or the .wav files under a folder, sorted, symlink loops skipped).
+fn collect_wavs(path: &Path, explicit: bool, files: &mut Vec<PathBuf>, failures: &mut Vec<(PathBuf, String)>, seen: &mut HashSet<PathBuf>) {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            if explicit {
+                failures.push((path.to_path_buf(), e.to_string()));
+            }
+            return;
+        }
+    };
+    if !meta.is_dir() {
+        let is_wav = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav"));
+        if explicit || is_wav {
+            files.push(path.to_path_buf());
+        }
+        return;
+    }
+    // Visit each real folder once, so symlink loops end.
+    let Ok(real) = std::fs::canonicalize(path) else { return };
+    if !seen.insert(real) {
+        return;
+    }
+    let mut entries: Vec<PathBuf> = match std::fs::read_dir(path) {
+        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(e) => {
+            failures.push((path.to_path_buf(), format!("cannot list folder: {e}")));
+            return;
+        }
+    };
+    entries.sort();
+    for entry in entries {
+        collect_wavs(&entry, false, files, failures, seen);
+    }
+}
+
+fn write_row(out: &mut impl Write, format: Format, path: &Path, result: &Result<Prediction, String>) -> std::io::Result<()> {
+    let file = path.display().to_string();
+    match (format, result) {
+        (Format::Table, Ok(p)) => {
+            let mark = match label_from_name(path) {
+                Some(l) if l == p.digit => "  ok",
+                Some(l) => &format!("  WRONG (expected {l})"),
+                None => "",
+            };
+            writeln!(out, "{file:<50} {}  {:>5.1}%{mark}", p.digit, 100.0 * p.confidence)
+        }
+        (Format::Table, Err(e)) => writeln!(out, "{file:<50} error: {e}"),
+        (Format::Json, Ok(p)) => writeln!(
+            out,
+            "{}",
+            serde_json::json!({"file": file, "digit": p.digit, "confidence": p.confidence, "probabilities": p.probabilities})
+        ),
+        (Format::Json, Err(e)) => writeln!(out, "{}", serde_json::json!({"file": file, "error": e})),
+        (Format::Csv, Ok(p)) => writeln!(
+            out,
+            "{},{},{:.6},{},",
+            csv(&file),
+            p.digit,
+            p.confidence,
+            p.probabilities.iter().map(|v| format!("{v:.6}")).collect::<Vec<_>>().join(",")
+        ),
+        (Format::Csv, Err(e)) => writeln!(out, "{},,,{},{}", csv(&file), ",".repeat(9), csv(e)),
+    }
+}
+
+/// Quotes a CSV field when needed.
+fn csv(s: &str) -> String {
+    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}

@@ -1,0 +1,228 @@
+//! Reading and writing wav files.
+//!
+//! Any PCM integer depth hound reads (8/16/24/32-bit) and 32-bit float, any channel count
+//! (averaged to mono), any sample rate (resampled to the front end's rate). Everything else is
+//! refused with the file name and the reason, never misread: no NaN or Inf reaches the model.
+
+use crate::resample::resample;
+use crate::{Error, Result};
+use std::path::Path;
+
+/// Highest sample rate accepted (anything above is a corrupt or absurd header).
+pub const MAX_SAMPLE_RATE: u32 = 384_000;
+/// Default limit on a file's duration; longer files are refused rather than read whole.
+pub const DEFAULT_MAX_SECONDS: f64 = 600.0;
+
+/// Mono samples in [-1, 1] at a known rate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Clip {
+    pub samples: Vec<f32>,
+    pub sample_rate: u32,
+}
+
+impl Clip {
+    /// Duration in seconds.
+    pub fn seconds(&self) -> f64 {
+        self.samples.len() as f64 / f64::from(self.sample_rate.max(1))
+    }
+}
+
+/// Reads a wav file as mono at its own rate. Refuses files longer than `max_seconds`.
+pub fn read_wav(path: &Path, max_seconds: f64) -> Result<Clip> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let reader = hound::WavReader::new(std::io::BufReader::new(file)).map_err(|e| describe(path, e))?;
+    decode(path, reader, max_seconds)
+}
+
+/// Reads a wav file from memory (used by tests and the fuzz target).
+pub fn read_wav_bytes(name: &Path, bytes: &[u8], max_seconds: f64) -> Result<Clip> {
+    let reader = hound::WavReader::new(std::io::Cursor::new(bytes)).map_err(|e| describe(name, e))?;
+    decode(name, reader, max_seconds)
+}
+
+/// Reads a wav file, mixes it to mono and resamples it to `rate`.
+pub fn load(path: &Path, rate: u32, max_seconds: f64) -> Result<Vec<f32>> {
+    let clip = read_wav(path, max_seconds)?;
+    if clip.sample_rate == rate {
+        Ok(clip.samples)
+    } else {
+        resample(&clip.samples, clip.sample_rate, rate)
+    }
+}
+
+fn describe(path: &Path, e: hound::Error) -> Error {
+    let reason = match e {
+        hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "the file ends early (truncated or empty)".to_string()
+        }
+        hound::Error::IoError(io) => io.to_string(),
+        hound::Error::FormatError(m) => format!("malformed header: {m}"),
+        hound::Error::TooWide => "sample bit depth is wider than 32 bits".to_string(),
+        hound::Error::UnfinishedSample => "the data ends in the middle of a sample (truncated)".to_string(),
+        hound::Error::Unsupported => {
+            "unsupported encoding (only PCM 8/16/24/32-bit and 32-bit float are read; \
+             convert A-law, mu-law, ADPCM or 64-bit float files to PCM first)"
+                .to_string()
+        }
+        hound::Error::InvalidSampleFormat => "the sample format does not match its bit depth".to_string(),
+    };
+    Error::audio(path, reason)
+}
+
+fn decode<R: std::io::Read>(path: &Path, mut reader: hound::WavReader<R>, max_seconds: f64) -> Result<Clip> {
+    let spec = reader.spec();
+    let channels = usize::from(spec.channels);
+    if channels == 0 {
+        return Err(Error::audio(path, "the header says 0 channels"));
+    }
+    if spec.sample_rate == 0 || spec.sample_rate > MAX_SAMPLE_RATE {
+        return Err(Error::audio(
+            path,
+            format!("sample rate {} Hz is outside 1..={MAX_SAMPLE_RATE} Hz", spec.sample_rate),
+        ));
+    }
+    let frames = reader.duration() as usize;
+    let seconds = frames as f64 / f64::from(spec.sample_rate);
+    if seconds > max_seconds {
+        return Err(Error::audio(
+            path,
+            format!("{seconds:.1} s long, above the {max_seconds:.0} s limit (--max-seconds)"),
+        ));
+    }
+    let interleaved: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float => {
+            if spec.bits_per_sample != 32 {
+                return Err(Error::audio(path, format!("{}-bit float is not supported", spec.bits_per_sample)));
+            }
+            let samples = collect(path, reader.samples::<f32>())?;
+            if samples.iter().any(|s| !s.is_finite()) {
+                return Err(Error::audio(path, "float samples contain NaN or infinity"));
+            }
+            samples
+        }
+        hound::SampleFormat::Int => {
+            let bits = spec.bits_per_sample;
+            if !(1..=32).contains(&bits) {
+                return Err(Error::audio(path, format!("{bits}-bit integer samples are not supported")));
+            }
+            // 8-bit wav is unsigned; hound already re-centres it on 0.
+            let scale = 1.0 / (1u64 << (bits - 1)) as f32;
+            collect(path, reader.samples::<i32>())?
+                .into_iter()
+                .map(|s| s as f32 * scale)
+                .collect()
+        }
+    };
+    if interleaved.len() % channels != 0 {
+        return Err(Error::audio(path, "the data ends in the middle of a frame (truncated)"));
+    }
+    let samples = if channels == 1 {
+        interleaved
+    } else {
+        let inv = 1.0 / channels as f32;
+        interleaved.chunks_exact(channels).map(|f| f.iter().sum::<f32>() * inv).collect()
+    };
+    Ok(Clip { samples, sample_rate: spec.sample_rate })
+}
+
+fn collect<T, I>(path: &Path, samples: I) -> Result<Vec<T>>
+where
+    I: Iterator<Item = hound::Result<T>>,
+{
+    samples.collect::<hound::Result<Vec<T>>>().map_err(|e| describe(path, e))
+}
+
+/// Writes mono samples in [-1, 1] as 16-bit PCM, atomically.
+pub fn write_wav(path: &Path, samples: &[f32], sample_rate: u32) -> Result<()> {
+    crate::atomic::write_with(path, |tmp| {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let fail = |e: hound::Error| Error::audio(tmp, e.to_string());
+        let mut w = hound::WavWriter::create(tmp, spec).map_err(fail)?;
+        for &s in samples {
+            w.write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).map_err(fail)?;
+        }
+        w.finalize().map_err(fail)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wav_bytes(spec: hound::WavSpec, write: impl FnOnce(&mut hound::WavWriter<&mut std::io::Cursor<Vec<u8>>>)) -> Vec<u8> {
+        let mut cursor = std::io::Cursor::new(Vec::new());
+        {
+            let mut w = hound::WavWriter::new(&mut cursor, spec).unwrap();
+            write(&mut w);
+            w.finalize().unwrap();
+        }
+        cursor.into_inner()
+    }
+
+    #[test]
+    fn stereo_is_averaged_and_16_bit_scaled_like_torchaudio() {
+        let spec = hound::WavSpec { channels: 2, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let bytes = wav_bytes(spec, |w| {
+            for (l, r) in [(16384i16, 0i16), (-32768, -32768)] {
+                w.write_sample(l).unwrap();
+                w.write_sample(r).unwrap();
+            }
+        });
+        let clip = read_wav_bytes(Path::new("t.wav"), &bytes, 10.0).unwrap();
+        assert_eq!(clip.samples, vec![0.25, -1.0]);
+    }
+
+    #[test]
+    fn eight_bit_unsigned_is_centred() {
+        let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 8, sample_format: hound::SampleFormat::Int };
+        let bytes = wav_bytes(spec, |w| {
+            for s in [0i8, 64, -128] {
+                w.write_sample(s).unwrap();
+            }
+        });
+        let clip = read_wav_bytes(Path::new("t.wav"), &bytes, 10.0).unwrap();
+        assert_eq!(clip.samples, vec![0.0, 0.5, -1.0]);
+    }
+
+    #[test]
+    fn nan_float_is_refused() {
+        let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 32, sample_format: hound::SampleFormat::Float };
+        let bytes = wav_bytes(spec, |w| {
+            w.write_sample(0.5f32).unwrap();
+            w.write_sample(f32::NAN).unwrap();
+        });
+        let err = read_wav_bytes(Path::new("t.wav"), &bytes, 10.0).unwrap_err().to_string();
+        assert!(err.contains("NaN"), "{err}");
+    }
+
+    #[test]
+    fn garbage_and_truncation_are_errors_naming_the_file() {
+        let err = read_wav_bytes(Path::new("junk.wav"), b"hello world", 10.0).unwrap_err().to_string();
+        assert!(err.starts_with("junk.wav"), "{err}");
+        let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let bytes = wav_bytes(spec, |w| {
+            for _ in 0..100 {
+                w.write_sample(1000i16).unwrap();
+            }
+        });
+        let err = read_wav_bytes(Path::new("cut.wav"), &bytes[..bytes.len() - 51], 10.0).unwrap_err();
+        assert!(err.to_string().contains("cut.wav"), "{err}");
+    }
+
+    #[test]
+    fn long_files_are_refused_before_reading() {
+        let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let bytes = wav_bytes(spec, |w| {
+            for _ in 0..16000 {
+                w.write_sample(0i16).unwrap();
+            }
+        });
+        let err = read_wav_bytes(Path::new("long.wav"), &bytes, 1.0).unwrap_err().to_string();
+        assert!(err.contains("limit"), "{err}");
+    }
+}

@@ -1,0 +1,43 @@
+//! The library's error type. Binaries wrap it with `anyhow` and add the offending path.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the library, each variant saying what and where.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a usable wav file: {reason}")]
+    Audio { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    Model { path: PathBuf, reason: String },
+    #[error("dataset: {0}")]
+    Dataset(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("resampling failed: {0}")]
+    Resample(String),
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Shorthand used across the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+    pub(crate) fn audio(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::Audio { path: path.into(), reason: reason.into() }
+    }
+    pub(crate) fn model(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::Model { path: path.into(), reason: reason.into() }
+    }
+}

@@ -1,0 +1,325 @@
+//! The front end: one [`FeatureConfig`] and one [`Mfcc`] for training, files and the microphone.
+//!
+//! Equal to torchaudio's
+//! `MFCC(sample_rate=8000, n_mfcc=13, melkwargs={n_fft: 256, hop_length: 128, n_mels: 23, center: True})`
+//! on clips zero-padded or truncated to 8,000 samples: reflect padding, periodic Hann window,
+//! power spectrum, HTK mel filterbank without normalisation, `10*log10(max(x, 1e-10))` clamped
+//! to `top_db` below the clip's maximum, orthonormal DCT-II. Output: `n_mfcc x n_frames`
+//! (13 x 63), row-major by coefficient.
+
+use crate::{Error, Result};
+use rustfft::num_complex::Complex32;
+use rustfft::{Fft, FftPlanner};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Floor of the power spectrum before the log (torchaudio's `amin`).
+const AMIN: f32 = 1e-10;
+
+/// Everything that decides what the model sees. Saved beside the weights and checked on load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureConfig {
+    /// Rate every input is resampled to (Hz).
+    pub sample_rate: u32,
+    /// Samples per clip: shorter clips are zero-padded at the end, longer ones truncated.
+    pub clip_samples: usize,
+    pub n_fft: usize,
+    pub hop_length: usize,
+    pub n_mels: usize,
+    pub n_mfcc: usize,
+    /// Dynamic range kept below the clip's loudest mel bin (dB).
+    pub top_db: f32,
+}
+
+impl Default for FeatureConfig {
+    fn default() -> Self {
+        FeatureConfig { sample_rate: 8000, clip_samples: 8000, n_fft: 256, hop_length: 128, n_mels: 23, n_mfcc: 13, top_db: 80.0 }
+    }
+}
+
+impl FeatureConfig {
+    /// Frames per clip with centred framing: `1 + clip_samples / hop_length` (63).
+    pub fn n_frames(&self) -> usize {
+        1 + self.clip_samples / self.hop_length
+    }
+
+    /// Values per feature map: `n_mfcc * n_frames` (819).
+    pub fn feature_len(&self) -> usize {
+        self.n_mfcc * self.n_frames()
+    }
+
+    /// Checks the numbers make sense together.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::Config(m.to_string()));
+        if self.sample_rate == 0 || self.clip_samples == 0 || self.hop_length == 0 {
+            return bad("sample_rate, clip_samples and hop_length must be positive");
+        }
+        if self.n_fft < 4 || self.n_fft % 2 != 0 {
+            return bad("n_fft must be even and at least 4");
+        }
+        if self.clip_samples <= self.n_fft / 2 {
+            return bad("clip_samples must exceed n_fft / 2 (reflect padding)");
+        }
+        if self.n_mels == 0 || self.n_mfcc == 0 || self.n_mfcc > self.n_mels {
+            return bad("need 0 < n_mfcc <= n_mels");
+        }
+        if !(self.top_db > 0.0) {
+            return bad("top_db must be positive");
+        }
+        Ok(())
+    }
+
+    /// The fields where `self` and `other` differ, as `name: a vs b`, for error messages.
+    pub fn differences(&self, other: &FeatureConfig) -> Vec<String> {
+        let a = serde_json::to_value(self).unwrap_or_default();
+        let b = serde_json::to_value(other).unwrap_or_default();
+        let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else { return vec![] };
+        a.iter()
+            .filter_map(|(k, va)| {
+                let vb = b.get(k)?;
+                (va != vb).then(|| format!("{k}: {va} vs {vb}"))
+            })
+            .collect()
+    }
+}
+
+/// One mel filter: its weights over FFT bins `start..start + weights.len()`.
+#[derive(Debug, Clone)]
+struct MelFilter {
+    start: usize,
+    weights: Vec<f32>,
+}
+
+/// A planned MFCC computation: owns the FFT plan, window, filterbank, DCT matrix and scratch
+/// buffers, so computing features allocates nothing but the output.
+pub struct Mfcc {
+    config: FeatureConfig,
+    fft: Arc<dyn Fft<f32>>,
+    window: Vec<f32>,
+    filters: Vec<MelFilter>,
+    /// `n_mfcc x n_mels`, row-major.
+    dct: Vec<f32>,
+    padded: Vec<f32>,
+    buffer: Vec<Complex32>,
+    scratch: Vec<Complex32>,
+    power: Vec<f32>,
+    /// `n_mels x n_frames`, row-major.
+    mel_db: Vec<f32>,
+}
+
+impl Clone for Mfcc {
+    fn clone(&self) -> Self {
+        // The plan is shared (Arc); buffers are per instance.
+        Mfcc {
+            config: self.config.clone(),
+            fft: Arc::clone(&self.fft),
+            window: self.window.clone(),
+            filters: self.filters.clone(),
+            dct: self.dct.clone(),
+            padded: self.padded.clone(),
+            buffer: self.buffer.clone(),
+            scratch: self.scratch.clone(),
+            power: self.power.clone(),
+            mel_db: self.mel_db.clone(),
+        }
+    }
+}
+
+impl Mfcc {
+    /// Plans the computation for `config`.
+    pub fn new(config: &FeatureConfig) -> Result<Self> {
+        config.validate()?;
+        let n_fft = config.n_fft;
+        let fft = FftPlanner::<f32>::new().plan_fft_forward(n_fft);
+        // Periodic Hann window (torch.hann_window default).
+        let window = (0..n_fft)
+            .map(|n| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / n_fft as f64).cos()) as f32)
+            .collect();
+        let n_bins = n_fft / 2 + 1;
+        let scratch = vec![Complex32::default(); fft.get_inplace_scratch_len()];
+        Ok(Mfcc {
+            filters: mel_filters(config.sample_rate, n_fft, config.n_mels),
+            dct: dct_ortho(config.n_mfcc, config.n_mels),
+            window,
+            fft,
+            padded: vec![0.0; config.clip_samples + n_fft],
+            buffer: vec![Complex32::default(); n_fft],
+            scratch,
+            power: vec![0.0; n_bins * config.n_frames()],
+            mel_db: vec![0.0; config.n_mels * config.n_frames()],
+            config: config.clone(),
+        })
+    }
+
+    /// The configuration this was planned for.
+    pub fn config(&self) -> &FeatureConfig {
+        &self.config
+    }
+
+    /// Features of a clip at the config's rate, padded or truncated to `clip_samples`:
+    /// `n_mfcc x n_frames` values, row-major by coefficient.
+    pub fn compute(&mut self, samples: &[f32]) -> Vec<f32> {
+        let mut out = vec![0.0; self.config.feature_len()];
+        self.compute_into(samples, &mut out);
+        out
+    }
+
+    /// Like [`Mfcc::compute`], writing into `out` (`feature_len()` values).
+    pub fn compute_into(&mut self, samples: &[f32], out: &mut [f32]) {
+        let cfg = &self.config;
+        let (n_fft, hop, n_frames, len) = (cfg.n_fft, cfg.hop_length, cfg.n_frames(), cfg.clip_samples);
+        let half = n_fft / 2;
+        let n_bins = half + 1;
+
+        // Clip to `len` samples (zero-padded), then reflect-pad by n_fft/2 on both sides.
+        let padded = &mut self.padded;
+        let body = &mut padded[half..half + len];
+        let n = samples.len().min(len);
+        body[..n].copy_from_slice(&samples[..n]);
+        body[n..].fill(0.0);
+        for i in 1..=half {
+            padded[half - i] = padded[half + i];
+            padded[half + len - 1 + i] = padded[half + len - 1 - i];
+        }
+
+        // Power spectrum. Two real frames share one complex FFT: frame a in the real part,
+        // frame b in the imaginary part, separated by the conjugate symmetry of real spectra.
+        for pair in (0..n_frames).step_by(2) {
+            let second = pair + 1 < n_frames;
+            for (i, c) in self.buffer.iter_mut().enumerate() {
+                let w = self.window[i];
+                let a = padded[pair * hop + i] * w;
+                let b = if second { padded[(pair + 1) * hop + i] * w } else { 0.0 };
+                *c = Complex32::new(a, b);
+            }
+            self.fft.process_with_scratch(&mut self.buffer, &mut self.scratch);
+            for k in 0..n_bins {
+                let z = self.buffer[k];
+                let zc = self.buffer[(n_fft - k) % n_fft].conj();
+                let xa = (z + zc) * 0.5;
+                let xb = (z - zc) * Complex32::new(0.0, -0.5);
+                self.power[pair * n_bins + k] = xa.norm_sqr();
+                if second {
+                    self.power[(pair + 1) * n_bins + k] = xb.norm_sqr();
+                }
+            }
+        }
+
+        // Mel filterbank and dB, tracking the clip's maximum for top_db.
+        let mut max_db = f32::NEG_INFINITY;
+        for (m, filter) in self.filters.iter().enumerate() {
+            for t in 0..n_frames {
+                let spec = &self.power[t * n_bins + filter.start..t * n_bins + filter.start + filter.weights.len()];
+                let energy: f32 = spec.iter().zip(&filter.weights).map(|(p, w)| p * w).sum();
+                let db = 10.0 * energy.max(AMIN).log10();
+                max_db = max_db.max(db);
+                self.mel_db[m * n_frames + t] = db;
+            }
+        }
+        let floor = max_db - cfg.top_db;
+        for v in &mut self.mel_db {
+            *v = v.max(floor);
+        }
+
+        // Orthonormal DCT-II over the mel axis.
+        let n_mels = cfg.n_mels;
+        for (c, row) in out.chunks_exact_mut(n_frames).enumerate() {
+            row.fill(0.0);
+            for m in 0..n_mels {
+                let w = self.dct[c * n_mels + m];
+                let mel = &self.mel_db[m * n_frames..(m + 1) * n_frames];
+                for (o, &v) in row.iter_mut().zip(mel) {
+                    *o += w * v;
+                }
+            }
+        }
+    }
+}
+
+fn hz_to_mel(hz: f64) -> f64 {
+    2595.0 * (1.0 + hz / 700.0).log10()
+}
+
+fn mel_to_hz(mel: f64) -> f64 {
+    700.0 * (10f64.powf(mel / 2595.0) - 1.0)
+}
+
+/// torchaudio's `melscale_fbanks(n_freqs, 0, sr/2, n_mels, sr, norm=None, mel_scale="htk")`,
+/// kept sparse: each filter's non-zero run of bins.
+fn mel_filters(sample_rate: u32, n_fft: usize, n_mels: usize) -> Vec<MelFilter> {
+    let n_bins = n_fft / 2 + 1;
+    let nyquist = f64::from(sample_rate / 2);
+    let freqs: Vec<f64> = (0..n_bins).map(|i| nyquist * i as f64 / (n_bins - 1) as f64).collect();
+    let (m_min, m_max) = (hz_to_mel(0.0), hz_to_mel(nyquist));
+    let f_pts: Vec<f64> =
+        (0..n_mels + 2).map(|i| mel_to_hz(m_min + (m_max - m_min) * i as f64 / (n_mels + 1) as f64)).collect();
+    (0..n_mels)
+        .map(|m| {
+            let dense: Vec<f32> = freqs
+                .iter()
+                .map(|&f| {
+                    let down = (f - f_pts[m]) / (f_pts[m + 1] - f_pts[m]);
+                    let up = (f_pts[m + 2] - f) / (f_pts[m + 2] - f_pts[m + 1]);
+                    down.min(up).max(0.0) as f32
+                })
+                .collect();
+            let start = dense.iter().position(|&w| w > 0.0).unwrap_or(0);
+            let end = dense.iter().rposition(|&w| w > 0.0).map_or(start, |e| e + 1);
+            MelFilter { start, weights: dense[start..end].to_vec() }
+        })
+        .collect()
+}
+
+/// torchaudio's `create_dct(n_mfcc, n_mels, norm="ortho")`, transposed to `n_mfcc x n_mels`.
+fn dct_ortho(n_mfcc: usize, n_mels: usize) -> Vec<f32> {
+    let n = n_mels as f64;
+    let mut dct = Vec::with_capacity(n_mfcc * n_mels);
+    for k in 0..n_mfcc {
+        let scale = if k == 0 { (1.0 / n).sqrt() } else { (2.0 / n).sqrt() };
+        for m in 0..n_mels {
+            dct.push((scale * (std::f64::consts::PI / n * (m as f64 + 0.5) * k as f64).cos()) as f32);
+        }
+    }
+    dct
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_is_13_by_63() {
+        let cfg = FeatureConfig::default();
+        assert_eq!((cfg.n_mfcc, cfg.n_frames(), cfg.feature_len()), (13, 63, 819));
+        let out = Mfcc::new(&cfg).unwrap().compute(&[0.1; 100]);
+        assert_eq!(out.len(), 819);
+        assert!(out.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn silence_is_flat_at_the_floor() {
+        let cfg = FeatureConfig::default();
+        let out = Mfcc::new(&cfg).unwrap().compute(&[]);
+        // All mel bins at -100 dB: only c0 is non-zero, -100 * sqrt(23).
+        let c0 = -100.0 * (23f32).sqrt();
+        assert!(out[..63].iter().all(|v| (v - c0).abs() < 1e-2), "{}", out[0]);
+        assert!(out[63..].iter().all(|v| v.abs() < 1e-2));
+    }
+
+    #[test]
+    fn filters_cover_the_spectrum_like_htk() {
+        let f = mel_filters(8000, 256, 23);
+        assert_eq!(f.len(), 23);
+        // Each triangle rises from zero and falls back: its peak is at most 1.
+        assert!(f.iter().all(|m| m.weights.iter().all(|&w| (0.0..=1.0).contains(&w))));
+        assert!(f[0].start <= 1 && f[22].start + f[22].weights.len() <= 129);
+    }
+
+    #[test]
+    fn config_differences_name_the_field() {
+        let a = FeatureConfig::default();
+        let b = FeatureConfig { n_mels: 40, ..a.clone() };
+        assert_eq!(a.differences(&b), vec!["n_mels: 23 vs 40".to_string()]);
+    }
+}

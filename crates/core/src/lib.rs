@@ -1,0 +1,23 @@
+//! Spoken digit recognition (0-9) on the Free Spoken Digit Dataset.
+//!
+//! The library does the work; the binaries in `spoken-digits-cli` only parse arguments and
+//! report. One front end ([`FeatureConfig`] + [`Mfcc`]) serves training, file prediction and the
+//! live microphone alike, and its configuration travels with the weights ([`model::ModelConfig`]).
+
+pub mod atomic;
+pub mod audio;
+pub mod augment;
+pub mod dataset;
+pub mod error;
+pub mod features;
+pub mod metrics;
+pub mod model;
+pub mod predict;
+pub mod resample;
+pub mod train;
+
+pub use error::{Error, Result};
+pub use features::{FeatureConfig, Mfcc};
+
+/// Number of classes: the digits 0-9.
+pub const NUM_CLASSES: usize = 10;

@@ -1,0 +1,361 @@
+//! Training: features of the clean set computed once, an augmented copy produced each epoch by a
+//! worker thread ahead of the training step, Adam, and the best validation weights kept as a copy.
+
+use crate::augment::{AugmentConfig, augment};
+use crate::dataset::{Recording, Sets, Split};
+use crate::metrics::Scores;
+use crate::model::{Arch, Classifier, ModelConfig, argmax};
+use crate::{Error, FeatureConfig, Mfcc, NUM_CLASSES, Result, audio};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+use tch::nn::OptimizerConfig;
+use tch::{Device, Kind, Tensor, nn};
+
+/// Everything that defines a training run (saved in the metrics file).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub split: Split,
+    pub seed: u64,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    /// Fraction of the non-test recordings used for validation.
+    pub val_fraction: f64,
+    /// Augmented copies of the training set added each epoch (0: clean data only).
+    pub augmented_copies: usize,
+    pub augment: AugmentConfig,
+    pub arch: Arch,
+    pub features: FeatureConfig,
+    /// Longest input file accepted (s).
+    pub max_seconds: f64,
+}
+
+impl Default for TrainConfig {
+    /// The original project's recipe.
+    fn default() -> Self {
+        TrainConfig {
+            split: Split::Official,
+            seed: 42,
+            epochs: 10,
+            batch_size: 64,
+            learning_rate: 1e-3,
+            val_fraction: 0.1,
+            augmented_copies: 1,
+            augment: AugmentConfig::default(),
+            arch: Arch::Original,
+            features: FeatureConfig::default(),
+            max_seconds: audio::DEFAULT_MAX_SECONDS,
+        }
+    }
+}
+
+/// One epoch's figures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochStats {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_loss: f64,
+    pub val_accuracy: f64,
+    pub seconds: f64,
+}
+
+/// What a training run reports; written as the metrics JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainReport {
+    pub config: TrainConfig,
+    pub train_size: usize,
+    pub val_size: usize,
+    pub test_size: usize,
+    pub history: Vec<EpochStats>,
+    /// Epoch (1-based) whose weights were kept; 0 when none finished.
+    pub best_epoch: usize,
+    pub test: Scores,
+    /// True when the run was stopped early (Ctrl-C): the weights are the best seen so far.
+    pub interrupted: bool,
+    pub seconds: f64,
+}
+
+/// Receives progress; the CLI draws bars with it, tests ignore it.
+pub trait Progress {
+    fn stage(&mut self, _message: &str) {}
+    fn epoch_start(&mut self, _epoch: usize, _epochs: usize, _batches: usize) {}
+    fn batch(&mut self, _loss: f64, _accuracy: f64) {}
+    fn epoch_end(&mut self, _stats: &EpochStats) {}
+}
+
+/// A [`Progress`] that reports nothing.
+pub struct Quiet;
+impl Progress for Quiet {}
+
+/// Reads and featurises recordings on all threads. Returns the flat features
+/// (`len * feature_len`) and, when `keep_audio`, every clip padded/truncated to `clip_samples`.
+pub fn load_set(
+    recs: &[Recording],
+    features: &FeatureConfig,
+    max_seconds: f64,
+    keep_audio: bool,
+    threads: usize,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let mfcc = Mfcc::new(features)?;
+    let (flen, clip) = (features.feature_len(), features.clip_samples);
+    let mut feats = vec![0.0f32; recs.len() * flen];
+    let mut clips = vec![0.0f32; if keep_audio { recs.len() * clip } else { 0 }];
+    let per = recs.len().div_ceil(threads.max(1)).max(1);
+    let clip_chunks: Vec<&mut [f32]> = if keep_audio {
+        clips.chunks_mut(per * clip).collect()
+    } else {
+        (0..recs.len().div_ceil(per)).map(|_| &mut [][..]).collect()
+    };
+    std::thread::scope(|s| -> Result<()> {
+        let mut handles = vec![];
+        for ((recs, feats), clips) in recs.chunks(per).zip(feats.chunks_mut(per * flen)).zip(clip_chunks) {
+            let mut mfcc = mfcc.clone();
+            handles.push(s.spawn(move || -> Result<()> {
+                for (i, r) in recs.iter().enumerate() {
+                    let samples = audio::load(&r.path, features.sample_rate, max_seconds)?;
+                    mfcc.compute_into(&samples, &mut feats[i * flen..(i + 1) * flen]);
+                    if keep_audio {
+                        let n = samples.len().min(clip);
+                        clips[i * clip..i * clip + n].copy_from_slice(&samples[..n]);
+                    }
+                }
+                Ok(())
+            }));
+        }
+        for h in handles {
+            h.join().map_err(|_| Error::Config("a feature worker panicked".into()))??;
+        }
+        Ok(())
+    })?;
+    Ok((feats, clips))
+}
+
+/// A labelled, featurised set.
+struct Featurised {
+    features: Vec<f32>,
+    labels: Vec<i64>,
+}
+
+impl Featurised {
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+}
+
+fn labels(recs: &[Recording]) -> Vec<i64> {
+    recs.iter().map(|r| i64::from(r.digit)).collect()
+}
+
+/// A batch ready for the network.
+struct Batch {
+    features: Vec<f32>,
+    labels: Vec<i64>,
+}
+
+/// Seed of one augmented example: a pure function of run seed, epoch and position, so results
+/// do not depend on thread scheduling.
+fn example_seed(seed: u64, epoch: usize, position: usize) -> u64 {
+    let mut x = seed ^ ((epoch as u64) << 32) ^ (position as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    // splitmix64 finaliser
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Produces every epoch's shuffled batches (clean copies from the cache, augmented ones computed
+/// here) and sends them ahead of the training step; stops when the receiver goes away.
+fn produce(
+    cfg: &TrainConfig,
+    train: &Featurised,
+    clips: &[f32],
+    tx: mpsc::SyncSender<Batch>,
+) -> Result<()> {
+    let flen = cfg.features.feature_len();
+    let clip_len = cfg.features.clip_samples;
+    let mut mfcc = Mfcc::new(&cfg.features)?;
+    let mut wave = vec![0.0f32; clip_len];
+    let n = train.len();
+    // (example index, augmented copy number; 0 = clean)
+    let mut order: Vec<(usize, usize)> =
+        (0..=cfg.augmented_copies).flat_map(|copy| (0..n).map(move |i| (i, copy))).collect();
+    for epoch in 0..cfg.epochs {
+        order.sort_unstable();
+        order.shuffle(&mut StdRng::seed_from_u64(example_seed(cfg.seed, epoch, usize::MAX)));
+        for (b, chunk) in order.chunks(cfg.batch_size.max(1)).enumerate() {
+            let mut batch = Batch { features: vec![0.0; chunk.len() * flen], labels: Vec::with_capacity(chunk.len()) };
+            for (j, &(i, copy)) in chunk.iter().enumerate() {
+                let out = &mut batch.features[j * flen..(j + 1) * flen];
+                if copy == 0 {
+                    out.copy_from_slice(&train.features[i * flen..(i + 1) * flen]);
+                } else {
+                    wave.copy_from_slice(&clips[i * clip_len..(i + 1) * clip_len]);
+                    let position = b * cfg.batch_size + j;
+                    augment(&mut wave, &cfg.augment, &mut StdRng::seed_from_u64(example_seed(cfg.seed, epoch, position)));
+                    mfcc.compute_into(&wave, out);
+                }
+                batch.labels.push(train.labels[i]);
+            }
+            if tx.send(batch).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn to_input(features: &[f32], cfg: &FeatureConfig, device: Device) -> Result<Tensor> {
+    let n = (features.len() / cfg.feature_len()) as i64;
+    Ok(Tensor::f_from_slice(features)?.f_view([n, 1, cfg.n_mfcc as i64, cfg.n_frames() as i64])?.f_to_device(device)?)
+}
+
+/// Loss and accuracy of `model` on a set (eval mode), and its predictions.
+fn evaluate(model: &Classifier, set: &Featurised) -> Result<(f64, f64, Vec<u8>)> {
+    if set.len() == 0 {
+        return Ok((0.0, 0.0, vec![]));
+    }
+    let probs = model.probabilities(&set.features, 512)?;
+    let mut loss = 0.0;
+    let mut predicted = Vec::with_capacity(set.len());
+    for (p, &y) in probs.iter().zip(&set.labels) {
+        loss -= f64::from(p[y as usize % NUM_CLASSES].max(1e-12)).ln();
+        predicted.push(argmax(p).0);
+    }
+    let correct = predicted.iter().zip(&set.labels).filter(|(p, y)| i64::from(**p) == **y).count();
+    Ok((loss / set.len() as f64, correct as f64 / set.len() as f64, predicted))
+}
+
+/// A deep copy of the weights (not a reference to the live tensors).
+fn snapshot(model: &Classifier) -> Vec<(String, Tensor)> {
+    tch::no_grad(|| model.vs.variables().into_iter().map(|(n, t)| (n, t.detach().copy())).collect())
+}
+
+fn restore(model: &Classifier, snap: &[(String, Tensor)]) -> Result<()> {
+    let vars = model.vs.variables();
+    tch::no_grad(|| -> Result<()> {
+        for (name, t) in snap {
+            if let Some(var) = vars.get(name) {
+                var.shallow_clone().f_copy_(t)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Trains a model on `sets`. Returns the model holding the best validation weights and its
+/// report. Setting `stop` ends training at the next batch with the best weights so far.
+pub fn train(
+    cfg: &TrainConfig,
+    sets: &Sets,
+    device: Device,
+    threads: usize,
+    progress: &mut dyn Progress,
+    stop: &AtomicBool,
+) -> Result<(Classifier, TrainReport)> {
+    let started = Instant::now();
+    if cfg.epochs == 0 || cfg.batch_size == 0 {
+        return Err(Error::Config("epochs and batch size must be positive".into()));
+    }
+    let fc = &cfg.features;
+    progress.stage(&format!(
+        "computing features: {} train, {} validation, {} test recordings",
+        sets.train.len(),
+        sets.val.len(),
+        sets.test.len()
+    ));
+    let keep_audio = cfg.augmented_copies > 0;
+    let (train_feats, clips) = load_set(&sets.train, fc, cfg.max_seconds, keep_audio, threads)?;
+    let train = Featurised { features: train_feats, labels: labels(&sets.train) };
+    let val = Featurised { features: load_set(&sets.val, fc, cfg.max_seconds, false, threads)?.0, labels: labels(&sets.val) };
+    let test = Featurised { features: load_set(&sets.test, fc, cfg.max_seconds, false, threads)?.0, labels: labels(&sets.test) };
+
+    tch::manual_seed(cfg.seed as i64);
+    let mut model = Classifier::new(ModelConfig { arch: cfg.arch, num_classes: NUM_CLASSES, features: fc.clone() }, device)?;
+    let mut opt = nn::Adam::default().build(&model.vs, cfg.learning_rate)?;
+    let examples = train.len() * (1 + cfg.augmented_copies);
+    let batches = examples.div_ceil(cfg.batch_size);
+
+    let mut history = vec![];
+    let mut best: Option<(f64, f64, usize, Vec<(String, Tensor)>)> = None;
+    let mut interrupted = false;
+    std::thread::scope(|s| -> Result<()> {
+        let (tx, rx) = mpsc::sync_channel::<Batch>(8);
+        let producer = s.spawn(|| produce(cfg, &train, &clips, tx));
+        'epochs: for epoch in 1..=cfg.epochs {
+            let t0 = Instant::now();
+            progress.epoch_start(epoch, cfg.epochs, batches);
+            let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
+            for _ in 0..batches {
+                if stop.load(Ordering::Relaxed) {
+                    interrupted = true;
+                    break 'epochs;
+                }
+                let Ok(batch) = rx.recv() else { break 'epochs };
+                let xs = to_input(&batch.features, fc, device)?;
+                let ys = Tensor::f_from_slice(&batch.labels)?.f_to_device(device)?;
+                let logits = model.forward(&xs, true);
+                let loss = logits.cross_entropy_for_logits(&ys);
+                opt.backward_step(&loss);
+                let n = batch.labels.len();
+                let hits = logits.f_argmax(-1, false)?.f_eq_tensor(&ys)?.f_sum(Kind::Int64)?.int64_value(&[]);
+                loss_sum += loss.double_value(&[]) * n as f64;
+                correct += hits as usize;
+                seen += n;
+                progress.batch(loss_sum / seen as f64, correct as f64 / seen as f64);
+            }
+            let (val_loss, val_accuracy, _) = evaluate(&model, &val)?;
+            let stats = EpochStats {
+                epoch,
+                train_loss: loss_sum / seen.max(1) as f64,
+                train_accuracy: correct as f64 / seen.max(1) as f64,
+                val_loss,
+                val_accuracy,
+                seconds: t0.elapsed().as_secs_f64(),
+            };
+            progress.epoch_end(&stats);
+            let better = best.as_ref().is_none_or(|(acc, loss, _, _)| {
+                val_accuracy > *acc || (val_accuracy == *acc && val_loss < *loss)
+            });
+            if better {
+                best = Some((val_accuracy, val_loss, epoch, snapshot(&model)));
+            }
+            history.push(stats);
+        }
+        drop(rx);
+        producer.join().map_err(|_| Error::Config("the augmentation worker panicked".into()))?
+    })?;
+
+    let best_epoch = match &best {
+        Some((_, _, epoch, snap)) => {
+            restore(&model, snap)?;
+            *epoch
+        }
+        None => 0,
+    };
+    model.vs.freeze();
+    let (_, _, predicted) = evaluate(&model, &test)?;
+    let scores = Scores::from_pairs(sets.test.iter().map(|r| r.digit).zip(predicted));
+    let report = TrainReport {
+        config: cfg.clone(),
+        train_size: train.len(),
+        val_size: val.len(),
+        test_size: test.len(),
+        history,
+        best_epoch,
+        test: scores,
+        interrupted,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok((model, report))
+}
+
+/// Saves the model (weights + config) and the report beside it, each atomically.
+pub fn save(model: &Classifier, report: &TrainReport, path: &std::path::Path) -> Result<()> {
+    model.save(path)?;
+    crate::atomic::write_json(&crate::model::metrics_path(path), report)
+}
