@@ -77,11 +77,14 @@ struct OriginalNet {
 
 impl OriginalNet {
     fn new(root: &nn::Path, cfg: &ModelConfig) -> Self {
-        let conv_cfg = nn::ConvConfig { padding: 1, ..Default::default() };
         let stack = root / "conv_stack";
         let channels = [1, 16, 32, 64];
         let convs = (0..3)
-            .map(|i| nn::conv2d(&stack / (3 * i).to_string(), channels[i], channels[i + 1], 3, conv_cfg))
+            .map(|i| {
+                let init = torch_default_init(channels[i] * 9);
+                let conv_cfg = nn::ConvConfig { padding: 1, ws_init: init, bs_init: init, ..Default::default() };
+                nn::conv2d(&stack / (3 * i).to_string(), channels[i], channels[i + 1], 3, conv_cfg)
+            })
             .collect();
         // Three 2x2 max-pools (floor): 13 x 63 -> 1 x 7.
         let (mut h, mut w) = (cfg.features.n_mfcc as i64, cfg.features.n_frames() as i64);
@@ -93,10 +96,23 @@ impl OriginalNet {
         let lin = root / "linear_stack";
         OriginalNet {
             convs,
-            fc1: nn::linear(&lin / "0", flat, 128, Default::default()),
-            fc2: nn::linear(&lin / "3", 128, cfg.num_classes as i64, Default::default()),
+            fc1: nn::linear(&lin / "0", flat, 128, linear_init(flat)),
+            fc2: nn::linear(&lin / "3", 128, cfg.num_classes as i64, linear_init(128)),
         }
     }
+}
+
+/// PyTorch's default initialisation of conv and linear layers (weights and biases uniform in
+/// +-1/sqrt(fan_in)). tch's own default (Kaiming with ReLU gain) is 2.4x wider, which on raw dB
+/// features kills most ReLUs in the first steps; the original recipe was tuned on PyTorch's.
+fn torch_default_init(fan_in: i64) -> nn::Init {
+    let bound = 1.0 / (fan_in as f64).sqrt();
+    nn::Init::Uniform { lo: -bound, up: bound }
+}
+
+fn linear_init(fan_in: i64) -> nn::LinearConfig {
+    let init = torch_default_init(fan_in);
+    nn::LinearConfig { ws_init: init, bs_init: Some(init), bias: true }
 }
 
 impl ModuleT for OriginalNet {
