@@ -1,1 +1,3 @@
-fn main() { torch_rpath::emit(); }
+fn main() {
+    torch_rpath::emit();
+}

@@ -43,11 +43,7 @@ pub fn read_wav_bytes(name: &Path, bytes: &[u8], max_seconds: f64) -> Result<Cli
 /// Reads a wav file, mixes it to mono and resamples it to `rate`.
 pub fn load(path: &Path, rate: u32, max_seconds: f64) -> Result<Vec<f32>> {
     let clip = read_wav(path, max_seconds)?;
-    if clip.sample_rate == rate {
-        Ok(clip.samples)
-    } else {
-        resample(&clip.samples, clip.sample_rate, rate)
-    }
+    if clip.sample_rate == rate { Ok(clip.samples) } else { resample(&clip.samples, clip.sample_rate, rate) }
 }
 
 fn describe(path: &Path, e: hound::Error) -> Error {
@@ -92,7 +88,10 @@ fn decode<R: std::io::Read>(path: &Path, mut reader: hound::WavReader<R>, max_se
     let interleaved: Vec<f32> = match spec.sample_format {
         hound::SampleFormat::Float => {
             if spec.bits_per_sample != 32 {
-                return Err(Error::audio(path, format!("{}-bit float is not supported", spec.bits_per_sample)));
+                return Err(Error::audio(
+                    path,
+                    format!("{}-bit float is not supported", spec.bits_per_sample),
+                ));
             }
             let samples = collect(path, reader.samples::<f32>())?;
             if samples.iter().any(|s| !s.is_finite()) {
@@ -107,13 +106,10 @@ fn decode<R: std::io::Read>(path: &Path, mut reader: hound::WavReader<R>, max_se
             }
             // 8-bit wav is unsigned; hound already re-centres it on 0.
             let scale = 1.0 / (1u64 << (bits - 1)) as f32;
-            collect(path, reader.samples::<i32>())?
-                .into_iter()
-                .map(|s| s as f32 * scale)
-                .collect()
+            collect(path, reader.samples::<i32>())?.into_iter().map(|s| s as f32 * scale).collect()
         }
     };
-    if interleaved.len() % channels != 0 {
+    if !interleaved.len().is_multiple_of(channels) {
         return Err(Error::audio(path, "the data ends in the middle of a frame (truncated)"));
     }
     let samples = if channels == 1 {
@@ -154,7 +150,10 @@ pub fn write_wav(path: &Path, samples: &[f32], sample_rate: u32) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn wav_bytes(spec: hound::WavSpec, write: impl FnOnce(&mut hound::WavWriter<&mut std::io::Cursor<Vec<u8>>>)) -> Vec<u8> {
+    fn wav_bytes(
+        spec: hound::WavSpec,
+        write: impl FnOnce(&mut hound::WavWriter<&mut std::io::Cursor<Vec<u8>>>),
+    ) -> Vec<u8> {
         let mut cursor = std::io::Cursor::new(Vec::new());
         {
             let mut w = hound::WavWriter::new(&mut cursor, spec).unwrap();
@@ -166,7 +165,12 @@ mod tests {
 
     #[test]
     fn stereo_is_averaged_and_16_bit_scaled_like_torchaudio() {
-        let spec = hound::WavSpec { channels: 2, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
         let bytes = wav_bytes(spec, |w| {
             for (l, r) in [(16384i16, 0i16), (-32768, -32768)] {
                 w.write_sample(l).unwrap();
@@ -179,7 +183,12 @@ mod tests {
 
     #[test]
     fn eight_bit_unsigned_is_centred() {
-        let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 8, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 8,
+            sample_format: hound::SampleFormat::Int,
+        };
         let bytes = wav_bytes(spec, |w| {
             for s in [0i8, 64, -128] {
                 w.write_sample(s).unwrap();
@@ -191,7 +200,12 @@ mod tests {
 
     #[test]
     fn nan_float_is_refused() {
-        let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 32, sample_format: hound::SampleFormat::Float };
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 32,
+            sample_format: hound::SampleFormat::Float,
+        };
         let bytes = wav_bytes(spec, |w| {
             w.write_sample(0.5f32).unwrap();
             w.write_sample(f32::NAN).unwrap();
@@ -204,7 +218,12 @@ mod tests {
     fn garbage_and_truncation_are_errors_naming_the_file() {
         let err = read_wav_bytes(Path::new("junk.wav"), b"hello world", 10.0).unwrap_err().to_string();
         assert!(err.starts_with("junk.wav"), "{err}");
-        let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
         let bytes = wav_bytes(spec, |w| {
             for _ in 0..100 {
                 w.write_sample(1000i16).unwrap();
@@ -216,7 +235,12 @@ mod tests {
 
     #[test]
     fn long_files_are_refused_before_reading() {
-        let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
         let bytes = wav_bytes(spec, |w| {
             for _ in 0..16000 {
                 w.write_sample(0i16).unwrap();

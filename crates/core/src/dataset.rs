@@ -192,7 +192,12 @@ mod tests {
             for d in 0..10u8 {
                 for i in 0..50 {
                     let speaker = format!("s{s}");
-                    v.push(Recording { path: format!("{d}_{speaker}_{i}.wav").into(), digit: d, speaker, index: i });
+                    v.push(Recording {
+                        path: format!("{d}_{speaker}_{i}.wav").into(),
+                        digit: d,
+                        speaker,
+                        index: i,
+                    });
                 }
             }
         }

@@ -34,7 +34,15 @@ pub struct FeatureConfig {
 
 impl Default for FeatureConfig {
     fn default() -> Self {
-        FeatureConfig { sample_rate: 8000, clip_samples: 8000, n_fft: 256, hop_length: 128, n_mels: 23, n_mfcc: 13, top_db: 80.0 }
+        FeatureConfig {
+            sample_rate: 8000,
+            clip_samples: 8000,
+            n_fft: 256,
+            hop_length: 128,
+            n_mels: 23,
+            n_mfcc: 13,
+            top_db: 80.0,
+        }
     }
 }
 
@@ -55,7 +63,7 @@ impl FeatureConfig {
         if self.sample_rate == 0 || self.clip_samples == 0 || self.hop_length == 0 {
             return bad("sample_rate, clip_samples and hop_length must be positive");
         }
-        if self.n_fft < 4 || self.n_fft % 2 != 0 {
+        if self.n_fft < 4 || !self.n_fft.is_multiple_of(2) {
             return bad("n_fft must be even and at least 4");
         }
         if self.clip_samples <= self.n_fft / 2 {
@@ -64,7 +72,7 @@ impl FeatureConfig {
         if self.n_mels == 0 || self.n_mfcc == 0 || self.n_mfcc > self.n_mels {
             return bad("need 0 < n_mfcc <= n_mels");
         }
-        if !(self.top_db > 0.0) {
+        if self.top_db.is_nan() || self.top_db <= 0.0 {
             return bad("top_db must be positive");
         }
         Ok(())
@@ -210,7 +218,8 @@ impl Mfcc {
         let mut max_db = f32::NEG_INFINITY;
         for (m, filter) in self.filters.iter().enumerate() {
             for t in 0..n_frames {
-                let spec = &self.power[t * n_bins + filter.start..t * n_bins + filter.start + filter.weights.len()];
+                let spec =
+                    &self.power[t * n_bins + filter.start..t * n_bins + filter.start + filter.weights.len()];
                 let energy: f32 = spec.iter().zip(&filter.weights).map(|(p, w)| p * w).sum();
                 let db = 10.0 * energy.max(AMIN).log10();
                 max_db = max_db.max(db);
@@ -252,8 +261,9 @@ fn mel_filters(sample_rate: u32, n_fft: usize, n_mels: usize) -> Vec<MelFilter> 
     let nyquist = f64::from(sample_rate / 2);
     let freqs: Vec<f64> = (0..n_bins).map(|i| nyquist * i as f64 / (n_bins - 1) as f64).collect();
     let (m_min, m_max) = (hz_to_mel(0.0), hz_to_mel(nyquist));
-    let f_pts: Vec<f64> =
-        (0..n_mels + 2).map(|i| mel_to_hz(m_min + (m_max - m_min) * i as f64 / (n_mels + 1) as f64)).collect();
+    let f_pts: Vec<f64> = (0..n_mels + 2)
+        .map(|i| mel_to_hz(m_min + (m_max - m_min) * i as f64 / (n_mels + 1) as f64))
+        .collect();
     (0..n_mels)
         .map(|m| {
             let dense: Vec<f32> = freqs

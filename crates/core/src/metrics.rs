@@ -41,7 +41,11 @@ impl Scores {
                 let support: usize = confusion[d].iter().sum();
                 let predicted: usize = confusion.iter().map(|row| row[d]).sum();
                 let (precision, recall) = (ratio(tp, predicted), ratio(tp, support));
-                let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
+                let f1 = if precision + recall == 0.0 {
+                    0.0
+                } else {
+                    2.0 * precision * recall / (precision + recall)
+                };
                 ClassScore { digit: d as u8, precision, recall, f1, support }
             })
             .collect();
@@ -55,7 +59,11 @@ impl std::fmt::Display for Scores {
         writeln!(f, "accuracy {:.2}% ({}/{})", 100.0 * self.accuracy, self.correct, self.total)?;
         writeln!(f, "\ndigit  precision  recall     f1  support")?;
         for c in &self.per_class {
-            writeln!(f, "{:>5}  {:>9.3}  {:>6.3}  {:>5.3}  {:>7}", c.digit, c.precision, c.recall, c.f1, c.support)?;
+            writeln!(
+                f,
+                "{:>5}  {:>9.3}  {:>6.3}  {:>5.3}  {:>7}",
+                c.digit, c.precision, c.recall, c.f1, c.support
+            )?;
         }
         write!(f, "\nconfusion (rows: true, columns: predicted)\n     ")?;
         for d in 0..NUM_CLASSES {

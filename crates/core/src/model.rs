@@ -82,7 +82,8 @@ impl OriginalNet {
         let convs = (0..3)
             .map(|i| {
                 let init = torch_default_init(channels[i] * 9);
-                let conv_cfg = nn::ConvConfig { padding: 1, ws_init: init, bs_init: init, ..Default::default() };
+                let conv_cfg =
+                    nn::ConvConfig { padding: 1, ws_init: init, bs_init: init, ..Default::default() };
                 nn::conv2d(&stack / (3 * i).to_string(), channels[i], channels[i + 1], 3, conv_cfg)
             })
             .collect();
@@ -156,8 +157,9 @@ impl Classifier {
         let cfg_path = config_path(path);
         let config = if cfg_path.is_file() {
             let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
-            serde_json::from_str(&text)
-                .map_err(|e| Error::model(&cfg_path, format!("not a model config this version understands: {e}")))?
+            serde_json::from_str(&text).map_err(|e| {
+                Error::model(&cfg_path, format!("not a model config this version understands: {e}"))
+            })?
         } else {
             ModelConfig::default()
         };
@@ -237,8 +239,11 @@ impl Classifier {
     pub fn probabilities(&self, features: &[f32], batch: usize) -> Result<Vec<[f32; NUM_CLASSES]>> {
         let f = &self.config.features;
         let len = f.feature_len();
-        if len == 0 || features.len() % len != 0 {
-            return Err(Error::Config(format!("feature buffer of {} values is not a multiple of {len}", features.len())));
+        if len == 0 || !features.len().is_multiple_of(len) {
+            return Err(Error::Config(format!(
+                "feature buffer of {} values is not a multiple of {len}",
+                features.len()
+            )));
         }
         let mut out = Vec::with_capacity(features.len() / len);
         tch::no_grad(|| -> Result<()> {

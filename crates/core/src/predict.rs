@@ -14,7 +14,12 @@ pub struct Prediction {
 }
 
 /// Reads, resamples and featurises each file, `threads` at a time. One result per file, in order.
-pub fn featurise_files(paths: &[PathBuf], config: &FeatureConfig, max_seconds: f64, threads: usize) -> Result<Vec<Result<Vec<f32>>>> {
+pub fn featurise_files(
+    paths: &[PathBuf],
+    config: &FeatureConfig,
+    max_seconds: f64,
+    threads: usize,
+) -> Result<Vec<Result<Vec<f32>>>> {
     let mfcc = Mfcc::new(config)?;
     let threads = threads.clamp(1, paths.len().max(1));
     let per = paths.len().div_ceil(threads).max(1);
@@ -25,10 +30,7 @@ pub fn featurise_files(paths: &[PathBuf], config: &FeatureConfig, max_seconds: f
             .map(|chunk| {
                 let mut mfcc = mfcc.clone();
                 s.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|p| featurise(p, &mut mfcc, max_seconds))
-                        .collect::<Vec<_>>()
+                    chunk.iter().map(|p| featurise(p, &mut mfcc, max_seconds)).collect::<Vec<_>>()
                 })
             })
             .collect();
@@ -48,7 +50,12 @@ fn featurise(path: &Path, mfcc: &mut Mfcc, max_seconds: f64) -> Result<Vec<f32>>
 }
 
 /// Predicts every file; unreadable files give their error and do not stop the others.
-pub fn predict_files(model: &Classifier, paths: &[PathBuf], max_seconds: f64, threads: usize) -> Result<Vec<Result<Prediction>>> {
+pub fn predict_files(
+    model: &Classifier,
+    paths: &[PathBuf],
+    max_seconds: f64,
+    threads: usize,
+) -> Result<Vec<Result<Prediction>>> {
     let features = featurise_files(paths, &model.config().features, max_seconds, threads)?;
     let good: Vec<f32> = features.iter().filter_map(|r| r.as_ref().ok()).flatten().copied().collect();
     let mut probs = model.probabilities(&good, 256)?.into_iter();

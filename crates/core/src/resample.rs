@@ -37,7 +37,11 @@ mod tests {
             .map(|&d| {
                 let expected = tone(8_000, 8_000, d);
                 // Ignore the edges, where the filter sees zeros beyond the clip.
-                out[200..7800].iter().zip(&expected[200..7800]).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+                out[200..7800]
+                    .iter()
+                    .zip(&expected[200..7800])
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f32::max)
             })
             .fold(f32::INFINITY, f32::min);
         assert!(best < 0.01, "max error {best}");

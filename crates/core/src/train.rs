@@ -170,12 +170,7 @@ fn example_seed(seed: u64, epoch: usize, position: usize) -> u64 {
 
 /// Produces every epoch's shuffled batches (clean copies from the cache, augmented ones computed
 /// here) and sends them ahead of the training step; stops when the receiver goes away.
-fn produce(
-    cfg: &TrainConfig,
-    train: &Featurised,
-    clips: &[f32],
-    tx: mpsc::SyncSender<Batch>,
-) -> Result<()> {
+fn produce(cfg: &TrainConfig, train: &Featurised, clips: &[f32], tx: mpsc::SyncSender<Batch>) -> Result<()> {
     let flen = cfg.features.feature_len();
     let clip_len = cfg.features.clip_samples;
     let mut mfcc = Mfcc::new(&cfg.features)?;
@@ -188,7 +183,8 @@ fn produce(
         order.sort_unstable();
         order.shuffle(&mut StdRng::seed_from_u64(example_seed(cfg.seed, epoch, usize::MAX)));
         for (b, chunk) in order.chunks(cfg.batch_size.max(1)).enumerate() {
-            let mut batch = Batch { features: vec![0.0; chunk.len() * flen], labels: Vec::with_capacity(chunk.len()) };
+            let mut batch =
+                Batch { features: vec![0.0; chunk.len() * flen], labels: Vec::with_capacity(chunk.len()) };
             for (j, &(i, copy)) in chunk.iter().enumerate() {
                 let out = &mut batch.features[j * flen..(j + 1) * flen];
                 if copy == 0 {
@@ -196,7 +192,11 @@ fn produce(
                 } else {
                     wave.copy_from_slice(&clips[i * clip_len..(i + 1) * clip_len]);
                     let position = b * cfg.batch_size + j;
-                    augment(&mut wave, &cfg.augment, &mut StdRng::seed_from_u64(example_seed(cfg.seed, epoch, position)));
+                    augment(
+                        &mut wave,
+                        &cfg.augment,
+                        &mut StdRng::seed_from_u64(example_seed(cfg.seed, epoch, position)),
+                    );
                     mfcc.compute_into(&wave, out);
                 }
                 batch.labels.push(train.labels[i]);
@@ -211,7 +211,9 @@ fn produce(
 
 fn to_input(features: &[f32], cfg: &FeatureConfig, device: Device) -> Result<Tensor> {
     let n = (features.len() / cfg.feature_len()) as i64;
-    Ok(Tensor::f_from_slice(features)?.f_view([n, 1, cfg.n_mfcc as i64, cfg.n_frames() as i64])?.f_to_device(device)?)
+    Ok(Tensor::f_from_slice(features)?
+        .f_view([n, 1, cfg.n_mfcc as i64, cfg.n_frames() as i64])?
+        .f_to_device(device)?)
 }
 
 /// Loss and accuracy of `model` on a set (eval mode), and its predictions.
@@ -229,6 +231,9 @@ fn evaluate(model: &Classifier, set: &Featurised) -> Result<(f64, f64, Vec<u8>)>
     let correct = predicted.iter().zip(&set.labels).filter(|(p, y)| i64::from(**p) == **y).count();
     Ok((loss / set.len() as f64, correct as f64 / set.len() as f64, predicted))
 }
+
+/// The best epoch so far: validation accuracy and loss, epoch, and a copy of its weights.
+type Best = (f64, f64, usize, Vec<(String, Tensor)>);
 
 /// A deep copy of the weights (not a reference to the live tensors).
 fn snapshot(model: &Classifier) -> Vec<(String, Tensor)> {
@@ -271,17 +276,26 @@ pub fn train(
     let keep_audio = cfg.augmented_copies > 0;
     let (train_feats, clips) = load_set(&sets.train, fc, cfg.max_seconds, keep_audio, threads)?;
     let train = Featurised { features: train_feats, labels: labels(&sets.train) };
-    let val = Featurised { features: load_set(&sets.val, fc, cfg.max_seconds, false, threads)?.0, labels: labels(&sets.val) };
-    let test = Featurised { features: load_set(&sets.test, fc, cfg.max_seconds, false, threads)?.0, labels: labels(&sets.test) };
+    let val = Featurised {
+        features: load_set(&sets.val, fc, cfg.max_seconds, false, threads)?.0,
+        labels: labels(&sets.val),
+    };
+    let test = Featurised {
+        features: load_set(&sets.test, fc, cfg.max_seconds, false, threads)?.0,
+        labels: labels(&sets.test),
+    };
 
     tch::manual_seed(cfg.seed as i64);
-    let mut model = Classifier::new(ModelConfig { arch: cfg.arch, num_classes: NUM_CLASSES, features: fc.clone() }, device)?;
+    let mut model = Classifier::new(
+        ModelConfig { arch: cfg.arch, num_classes: NUM_CLASSES, features: fc.clone() },
+        device,
+    )?;
     let mut opt = nn::Adam::default().build(&model.vs, cfg.learning_rate)?;
     let examples = train.len() * (1 + cfg.augmented_copies);
     let batches = examples.div_ceil(cfg.batch_size);
 
     let mut history = vec![];
-    let mut best: Option<(f64, f64, usize, Vec<(String, Tensor)>)> = None;
+    let mut best: Option<Best> = None;
     let mut interrupted = false;
     std::thread::scope(|s| -> Result<()> {
         let (tx, rx) = mpsc::sync_channel::<Batch>(8);

@@ -82,7 +82,13 @@ fn weights_survive_a_save_and_reload() {
     assert_eq!(logits(&model, &item.mfcc), logits(&again, &item.mfcc));
     // Parameter names are the PyTorch module's.
     let names: Vec<String> = Tensor::read_safetensors(&path).unwrap().into_iter().map(|(n, _)| n).collect();
-    for n in ["conv_stack.0.weight", "conv_stack.3.bias", "conv_stack.6.weight", "linear_stack.0.weight", "linear_stack.3.bias"] {
+    for n in [
+        "conv_stack.0.weight",
+        "conv_stack.3.bias",
+        "conv_stack.6.weight",
+        "linear_stack.0.weight",
+        "linear_stack.3.bias",
+    ] {
         assert!(names.iter().any(|m| m == n), "{n} missing from {names:?}");
     }
     std::fs::remove_dir_all(&dir).unwrap();

@@ -61,7 +61,8 @@ fn predict_main(args: Args) -> anyhow::Result<ExitCode> {
     let model_path = args.model.clone().unwrap_or_else(|| default_path(DEFAULT_MODEL));
     let device = model::parse_device(&args.device)?;
     let model = Classifier::load(&model_path, device).context("loading the model")?;
-    let inputs = if args.paths.is_empty() { vec![default_path(DEFAULT_INFERENCE_DIR)] } else { args.paths.clone() };
+    let inputs =
+        if args.paths.is_empty() { vec![default_path(DEFAULT_INFERENCE_DIR)] } else { args.paths.clone() };
 
     // Files to predict, plus inputs that could not even be listed.
     let mut files = vec![];
@@ -74,7 +75,11 @@ fn predict_main(args: Args) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     let mut scored = (0usize, 0usize);
     if args.format == Format::Csv {
-        writeln!(out, "file,digit,confidence,{},error", (0..10).map(|d| format!("p{d}")).collect::<Vec<_>>().join(","))?;
+        writeln!(
+            out,
+            "file,digit,confidence,{},error",
+            (0..10).map(|d| format!("p{d}")).collect::<Vec<_>>().join(",")
+        )?;
     }
     let rows = files
         .iter()
@@ -95,14 +100,23 @@ fn predict_main(args: Args) -> anyhow::Result<ExitCode> {
     }
     if !args.quiet && args.format == Format::Table {
         if scored.1 > 0 {
-            writeln!(out, "accuracy on labelled files: {}/{} ({:.1}%)", scored.0, scored.1, 100.0 * scored.0 as f64 / scored.1 as f64)?;
+            writeln!(
+                out,
+                "accuracy on labelled files: {}/{} ({:.1}%)",
+                scored.0,
+                scored.1,
+                100.0 * scored.0 as f64 / scored.1 as f64
+            )?;
         }
         if failed > 0 {
             writeln!(out, "{failed} file(s) could not be used")?;
         }
     }
     if files.is_empty() && failures.is_empty() {
-        eprintln!("error: no .wav files found in {}", inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+        eprintln!(
+            "error: no .wav files found in {}",
+            inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
         return Ok(ExitCode::FAILURE);
     }
     if !args.quiet && args.format != Format::Table && scored.1 > 0 {
@@ -112,7 +126,13 @@ fn predict_main(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Adds `path` (a file, or the .wav files under a folder, sorted, symlink loops skipped).
-fn collect_wavs(path: &Path, explicit: bool, files: &mut Vec<PathBuf>, failures: &mut Vec<(PathBuf, String)>, seen: &mut HashSet<PathBuf>) {
+fn collect_wavs(
+    path: &Path,
+    explicit: bool,
+    files: &mut Vec<PathBuf>,
+    failures: &mut Vec<(PathBuf, String)>,
+    seen: &mut HashSet<PathBuf>,
+) {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) => {
@@ -147,7 +167,12 @@ fn collect_wavs(path: &Path, explicit: bool, files: &mut Vec<PathBuf>, failures:
     }
 }
 
-fn write_row(out: &mut impl Write, format: Format, path: &Path, result: &Result<Prediction, String>) -> std::io::Result<()> {
+fn write_row(
+    out: &mut impl Write,
+    format: Format,
+    path: &Path,
+    result: &Result<Prediction, String>,
+) -> std::io::Result<()> {
     let file = path.display().to_string();
     match (format, result) {
         (Format::Table, Ok(p)) => {

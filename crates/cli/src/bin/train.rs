@@ -6,7 +6,9 @@ use spoken_digits::augment::AugmentConfig;
 use spoken_digits::dataset::{self, Split};
 use spoken_digits::model::{self, Arch};
 use spoken_digits::train::{self, TrainConfig};
-use spoken_digits_cli::{DEFAULT_HOLDOUT, DEFAULT_MODEL, DEFAULT_RECORDINGS, EpochBars, default_path, default_threads, run};
+use spoken_digits_cli::{
+    DEFAULT_HOLDOUT, DEFAULT_MODEL, DEFAULT_RECORDINGS, EpochBars, default_path, default_threads, run,
+};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -93,7 +95,10 @@ fn train_main(args: Args) -> anyhow::Result<ExitCode> {
     if !(0.0..1.0).contains(&args.val_fraction) {
         bail!("--val-fraction must be in [0, 1)");
     }
-    if args.gain_min_db > args.gain_max_db || args.snr_min_db > args.snr_max_db || !(0.0..=1.0).contains(&args.aug_prob) {
+    if args.gain_min_db > args.gain_max_db
+        || args.snr_min_db > args.snr_max_db
+        || !(0.0..=1.0).contains(&args.aug_prob)
+    {
         bail!("augmentation ranges must be min <= max and --aug-prob in [0, 1]");
     }
     let device = model::parse_device(&args.device)?;
@@ -115,8 +120,10 @@ fn train_main(args: Args) -> anyhow::Result<ExitCode> {
         ..TrainConfig::default()
     };
 
-    let holdout = dataset::read_holdout(&holdout_path).context("reading the hold-out manifest (run scripts/setup)")?;
-    let scan = dataset::scan(&data, &holdout).with_context(|| format!("reading recordings from {}", data.display()))?;
+    let holdout =
+        dataset::read_holdout(&holdout_path).context("reading the hold-out manifest (run scripts/setup)")?;
+    let scan = dataset::scan(&data, &holdout)
+        .with_context(|| format!("reading recordings from {}", data.display()))?;
     if !scan.ignored.is_empty() {
         eprintln!(
             "warning: ignored {} file(s) in {} whose names are not <digit>_<speaker>_<index>.wav (e.g. {})",
@@ -157,11 +164,7 @@ fn train_main(args: Args) -> anyhow::Result<ExitCode> {
 
     println!("\ntest set ({} split), best validation epoch {}:", cfg.split, report.best_epoch);
     print!("{}", report.test);
-    println!(
-        "\nwrote {} (+ .json config, .metrics.json) in {:.1} s",
-        target.display(),
-        report.seconds
-    );
+    println!("\nwrote {} (+ .json config, .metrics.json) in {:.1} s", target.display(), report.seconds);
     Ok(if report.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
 }
 
