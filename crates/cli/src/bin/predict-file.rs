@@ -81,10 +81,12 @@ fn predict_main(args: Args) -> anyhow::Result<ExitCode> {
             (0..10).map(|d| format!("p{d}")).collect::<Vec<_>>().join(",")
         )?;
     }
-    let rows = files
+    let rows: Vec<(&PathBuf, Result<Prediction, String>)> = files
         .iter()
         .zip(results.into_iter().map(|r| r.map_err(|e| e.to_string())))
-        .chain(failures.iter().map(|(p, e)| (p, Err(e.clone()))));
+        .chain(failures.iter().map(|(p, e)| (p, Err(e.clone()))))
+        .collect();
+    let width = rows.iter().map(|(p, _)| p.display().to_string().chars().count()).max().unwrap_or(0).min(80);
     let mut failed = 0;
     for (path, result) in rows {
         match &result {
@@ -96,7 +98,7 @@ fn predict_main(args: Args) -> anyhow::Result<ExitCode> {
             }
             Err(_) => failed += 1,
         }
-        write_row(&mut out, args.format, path, &result)?;
+        write_row(&mut out, args.format, width, path, &result)?;
     }
     if !args.quiet && args.format == Format::Table {
         if scored.1 > 0 {
@@ -170,6 +172,7 @@ fn collect_wavs(
 fn write_row(
     out: &mut impl Write,
     format: Format,
+    width: usize,
     path: &Path,
     result: &Result<Prediction, String>,
 ) -> std::io::Result<()> {
@@ -181,9 +184,9 @@ fn write_row(
                 Some(l) => &format!("  WRONG (expected {l})"),
                 None => "",
             };
-            writeln!(out, "{file:<50} {}  {:>5.1}%{mark}", p.digit, 100.0 * p.confidence)
+            writeln!(out, "{file:<width$}  {}  {:>5.1}%{mark}", p.digit, 100.0 * p.confidence)
         }
-        (Format::Table, Err(e)) => writeln!(out, "{file:<50} error: {e}"),
+        (Format::Table, Err(e)) => writeln!(out, "{file:<width$}  error: {e}"),
         (Format::Json, Ok(p)) => writeln!(
             out,
             "{}",
