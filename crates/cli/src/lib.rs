@@ -61,6 +61,12 @@ impl Progress for EpochBars {
         }
     }
 
+    fn fold_start(&mut self, fold: usize, folds: usize, speaker: &str) {
+        if !self.quiet {
+            eprintln!("fold {}/{folds}: testing on speaker {speaker}", fold + 1);
+        }
+    }
+
     fn epoch_start(&mut self, epoch: usize, epochs: usize, batches: usize) {
         if self.quiet {
             return;

@@ -18,11 +18,39 @@ pub struct AugmentConfig {
     pub gain_db: (f32, f32),
     /// Signal-to-noise range in dB for additive white noise.
     pub snr_db: (f32, f32),
+    /// Speed perturbation range (playback-rate factor; changes tempo, pitch and formants
+    /// together, the cheapest way to hear other vocal tracts). `(1, 1)`: off.
+    #[serde(default = "no_range")]
+    pub speed: (f32, f32),
+    /// SpecAugment on the feature map: up to this many time masks of up to `time_mask_width`
+    /// frames, and frequency masks of up to `freq_mask_width` coefficients. 0: off.
+    #[serde(default)]
+    pub time_masks: usize,
+    #[serde(default)]
+    pub time_mask_width: usize,
+    #[serde(default)]
+    pub freq_masks: usize,
+    #[serde(default)]
+    pub freq_mask_width: usize,
+}
+
+fn no_range() -> (f32, f32) {
+    (1.0, 1.0)
 }
 
 impl Default for AugmentConfig {
     fn default() -> Self {
-        AugmentConfig { p: 0.5, max_shift: 0.1, gain_db: (-10.0, 5.0), snr_db: (0.0, 15.0) }
+        AugmentConfig {
+            p: 0.5,
+            max_shift: 0.1,
+            gain_db: (-10.0, 5.0),
+            snr_db: (0.0, 15.0),
+            speed: no_range(),
+            time_masks: 0,
+            time_mask_width: 0,
+            freq_masks: 0,
+            freq_mask_width: 0,
+        }
     }
 }
 
@@ -30,6 +58,9 @@ impl Default for AugmentConfig {
 pub fn augment<R: Rng + ?Sized>(clip: &mut [f32], cfg: &AugmentConfig, rng: &mut R) {
     if clip.is_empty() {
         return;
+    }
+    if cfg.speed.0 < cfg.speed.1 && rng.random_bool(cfg.p) {
+        change_speed(clip, rng.random_range(cfg.speed.0..=cfg.speed.1));
     }
     if rng.random_bool(cfg.p) {
         let max = (clip.len() as f64 * cfg.max_shift) as i64;
@@ -44,6 +75,45 @@ pub fn augment<R: Rng + ?Sized>(clip: &mut [f32], cfg: &AugmentConfig, rng: &mut
     }
     if rng.random_bool(cfg.p) {
         add_noise(clip, rng.random_range(cfg.snr_db.0..=cfg.snr_db.1), rng);
+    }
+}
+
+/// Plays the clip `factor` times faster (linear interpolation; the end is zero-filled or cut).
+pub fn change_speed(clip: &mut [f32], factor: f32) {
+    let src = clip.to_vec();
+    for (i, out) in clip.iter_mut().enumerate() {
+        let pos = i as f32 * factor;
+        let j = pos as usize;
+        let frac = pos - j as f32;
+        *out = match (src.get(j), src.get(j + 1)) {
+            (Some(a), Some(b)) => a + (b - a) * frac,
+            (Some(a), None) => *a,
+            _ => 0.0,
+        };
+    }
+}
+
+/// SpecAugment masks on an `n_rows x n_cols` feature map (rows: coefficients, columns: frames),
+/// setting masked values to `fill`.
+pub fn mask_features<R: Rng + ?Sized>(
+    features: &mut [f32],
+    n_rows: usize,
+    cfg: &AugmentConfig,
+    fill: f32,
+    rng: &mut R,
+) {
+    let n_cols = features.len() / n_rows.max(1);
+    for _ in 0..cfg.time_masks {
+        let w = rng.random_range(0..=cfg.time_mask_width.min(n_cols));
+        let t0 = rng.random_range(0..=n_cols - w);
+        for row in features.chunks_exact_mut(n_cols) {
+            row[t0..t0 + w].fill(fill);
+        }
+    }
+    for _ in 0..cfg.freq_masks {
+        let h = rng.random_range(0..=cfg.freq_mask_width.min(n_rows));
+        let f0 = rng.random_range(0..=n_rows - h);
+        features[f0 * n_cols..(f0 + h) * n_cols].fill(fill);
     }
 }
 
@@ -73,6 +143,19 @@ mod tests {
         let p_noise: f32 = noisy.iter().zip(&clean).map(|(a, b)| (a - b) * (a - b)).sum();
         let snr = 10.0 * (p_sig / p_noise).log10();
         assert!((snr - 10.0).abs() < 0.3, "snr {snr}");
+    }
+
+    #[test]
+    fn speed_and_masks() {
+        let mut c: Vec<f32> = (0..10).map(|i| i as f32).collect();
+        change_speed(&mut c, 2.0);
+        assert_eq!(&c[..5], &[0.0, 2.0, 4.0, 6.0, 8.0]);
+        assert_eq!(&c[5..], &[0.0; 5]);
+        let cfg = AugmentConfig { time_masks: 1, time_mask_width: 5, freq_masks: 1, freq_mask_width: 2, ..Default::default() };
+        let mut f = vec![1.0f32; 13 * 63];
+        mask_features(&mut f, 13, &cfg, 0.0, &mut StdRng::seed_from_u64(3));
+        let zeros = f.iter().filter(|v| **v == 0.0).count();
+        assert!(zeros <= 5 * 13 + 2 * 63);
     }
 
     #[test]

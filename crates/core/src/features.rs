@@ -30,6 +30,15 @@ pub struct FeatureConfig {
     pub n_mfcc: usize,
     /// Dynamic range kept below the clip's loudest mel bin (dB).
     pub top_db: f32,
+    /// Trim silence before framing: keep from the first to the last 16 ms block whose energy
+    /// is within this many dB of the loudest block (plus a short margin), so a word starts at
+    /// the clip's start as in FSDD whatever the silence around it. `None`: no trimming.
+    #[serde(default)]
+    pub trim_db: Option<f32>,
+    /// Per-utterance normalisation of each coefficient over time (zero mean, unit variance):
+    /// removes loudness, channel and much of the speaker's timbre.
+    #[serde(default)]
+    pub normalize: bool,
 }
 
 impl Default for FeatureConfig {
@@ -42,11 +51,19 @@ impl Default for FeatureConfig {
             n_mels: 23,
             n_mfcc: 13,
             top_db: 80.0,
+            trim_db: None,
+            normalize: false,
         }
     }
 }
 
 impl FeatureConfig {
+    /// The improved front end: the original's MFCC with silence trimming and per-utterance
+    /// normalisation.
+    pub fn robust() -> Self {
+        FeatureConfig { trim_db: Some(40.0), normalize: true, ..FeatureConfig::default() }
+    }
+
     /// Frames per clip with centred framing: `1 + clip_samples / hop_length` (63).
     pub fn n_frames(&self) -> usize {
         1 + self.clip_samples / self.hop_length
@@ -74,6 +91,9 @@ impl FeatureConfig {
         }
         if self.top_db.is_nan() || self.top_db <= 0.0 {
             return bad("top_db must be positive");
+        }
+        if self.trim_db.is_some_and(|t| t.is_nan() || t <= 0.0) {
+            return bad("trim_db must be positive");
         }
         Ok(())
     }
@@ -180,6 +200,10 @@ impl Mfcc {
         let half = n_fft / 2;
         let n_bins = half + 1;
 
+        let samples = match cfg.trim_db {
+            Some(db) => trim(samples, cfg.sample_rate, db),
+            None => samples,
+        };
         // Clip to `len` samples (zero-padded), then reflect-pad by n_fft/2 on both sides.
         let padded = &mut self.padded;
         let body = &mut padded[half..half + len];
@@ -242,8 +266,39 @@ impl Mfcc {
                     *o += w * v;
                 }
             }
+            if cfg.normalize {
+                normalize(row);
+            }
         }
     }
+}
+
+/// Zero mean, unit variance (the variance floored, so silence stays finite).
+fn normalize(row: &mut [f32]) {
+    let n = row.len().max(1) as f32;
+    let mean = row.iter().sum::<f32>() / n;
+    let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let inv = 1.0 / var.max(1e-2).sqrt();
+    for v in row.iter_mut() {
+        *v = (*v - mean) * inv;
+    }
+}
+
+/// The part of `samples` from the first to the last 16 ms block whose energy is within `db` of
+/// the loudest block, widened by one block (16 ms) on each side.
+pub fn trim(samples: &[f32], sample_rate: u32, db: f32) -> &[f32] {
+    let block = (sample_rate as usize / 62).max(1);
+    let energies: Vec<f32> = samples.chunks(block).map(|b| b.iter().map(|s| s * s).sum::<f32>()).collect();
+    let max = energies.iter().copied().fold(0.0f32, f32::max);
+    if max <= 0.0 {
+        return samples;
+    }
+    let floor = max * 10f32.powf(-db / 10.0);
+    let first = energies.iter().position(|&e| e >= floor).unwrap_or(0);
+    let last = energies.iter().rposition(|&e| e >= floor).unwrap_or(energies.len());
+    let start = first.saturating_sub(1) * block;
+    let end = ((last + 2) * block).min(samples.len());
+    samples.get(start..end).unwrap_or(samples)
 }
 
 fn hz_to_mel(hz: f64) -> f64 {
@@ -324,6 +379,23 @@ mod tests {
         // Each triangle rises from zero and falls back: its peak is at most 1.
         assert!(f.iter().all(|m| m.weights.iter().all(|&w| (0.0..=1.0).contains(&w))));
         assert!(f[0].start <= 1 && f[22].start + f[22].weights.len() <= 129);
+    }
+
+    #[test]
+    fn trim_cuts_silence_and_normalize_standardises() {
+        let mut x = vec![0.0f32; 4000];
+        x.extend((0..2000).map(|i| (i as f32 * 0.3).sin() * 0.5));
+        x.extend(vec![0.001f32; 4000]);
+        let t = trim(&x, 8000, 40.0);
+        assert!(t.len() >= 2000 && t.len() <= 2000 + 4 * 129, "{}", t.len());
+        assert!(trim(&[0.0; 100], 8000, 40.0).len() == 100);
+        let cfg = FeatureConfig::robust();
+        let a = Mfcc::new(&cfg).unwrap().compute(&x);
+        let b = Mfcc::new(&cfg).unwrap().compute(&x[3870..]);
+        assert_eq!(a, b, "leading silence must not change robust features");
+        let row = &a[63..126];
+        let mean: f32 = row.iter().sum::<f32>() / 63.0;
+        assert!(mean.abs() < 1e-4);
     }
 
     #[test]

@@ -30,6 +30,9 @@ use tch::{Device, Kind, Tensor};
 pub enum Arch {
     /// The original project's CNN.
     Original,
+    /// Batch-normalised conv blocks and global average + max pooling: the prediction does not
+    /// depend on where in the window the word sits.
+    Compact,
 }
 
 impl std::str::FromStr for Arch {
@@ -37,7 +40,8 @@ impl std::str::FromStr for Arch {
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "original" => Ok(Arch::Original),
-            _ => Err(Error::Config(format!("unknown architecture '{s}' (original)"))),
+            "compact" => Ok(Arch::Compact),
+            _ => Err(Error::Config(format!("unknown architecture '{s}' (original, compact)"))),
         }
     }
 }
@@ -126,11 +130,67 @@ impl ModuleT for OriginalNet {
     }
 }
 
+/// The compact CNN:
+///
+/// ```text
+/// input                 [B, 1, 13, 63]
+/// blocks.{0,1,2}        conv 3x3 (16, 32, 64), batch norm, ReLU; max-pool 2 after the first two
+///                       -> [B, 64, 3, 15]
+/// pool                  mean and max over (coefficient, frame) -> [B, 128]
+/// head                  dropout 0.3, linear 128 -> 10
+/// ```
+#[derive(Debug)]
+struct CompactNet {
+    convs: Vec<nn::Conv2D>,
+    norms: Vec<nn::BatchNorm>,
+    head: nn::Linear,
+}
+
+impl CompactNet {
+    fn new(root: &nn::Path, cfg: &ModelConfig) -> Self {
+        let blocks = root / "blocks";
+        let channels = [1, 16, 32, 64];
+        let mut convs = vec![];
+        let mut norms = vec![];
+        for i in 0..3 {
+            let p = &blocks / i.to_string();
+            let init = torch_default_init(channels[i] * 9);
+            let conv_cfg = nn::ConvConfig { padding: 1, ws_init: init, bias: false, ..Default::default() };
+            convs.push(nn::conv2d(&p / "conv", channels[i], channels[i + 1], 3, conv_cfg));
+            norms.push(nn::batch_norm2d(&p / "norm", channels[i + 1], Default::default()));
+        }
+        let head = nn::linear(root / "head", 2 * channels[3], cfg.num_classes as i64, linear_init(2 * channels[3]));
+        CompactNet { convs, norms, head }
+    }
+}
+
+impl ModuleT for CompactNet {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut x = xs.shallow_clone();
+        for (i, (conv, norm)) in self.convs.iter().zip(&self.norms).enumerate() {
+            x = conv.forward(&x).apply_t(norm, train).relu();
+            if i < 2 {
+                x = x.max_pool2d_default(2);
+            }
+        }
+        let mean = x.mean_dim(&[2i64, 3][..], false, Kind::Float);
+        let max = x.amax(&[2i64, 3][..], false);
+        Tensor::cat(&[mean, max], 1).dropout(0.3, train).apply(&self.head)
+    }
+}
+
+/// The network of one architecture.
+#[derive(Debug)]
+enum Net {
+    Original(OriginalNet),
+    Compact(CompactNet),
+}
+
 /// A model ready to train or predict: weights, network and config.
 #[derive(Debug)]
 pub struct Classifier {
     pub vs: nn::VarStore,
-    net: OriginalNet,
+    net: Net,
     config: ModelConfig,
 }
 
@@ -143,7 +203,8 @@ impl Classifier {
         }
         let vs = nn::VarStore::new(device);
         let net = match config.arch {
-            Arch::Original => OriginalNet::new(&vs.root(), &config),
+            Arch::Original => Net::Original(OriginalNet::new(&vs.root(), &config)),
+            Arch::Compact => Net::Compact(CompactNet::new(&vs.root(), &config)),
         };
         Ok(Classifier { vs, net, config })
     }
@@ -222,7 +283,10 @@ impl Classifier {
 
     /// Logits `[B, 10]` for features `[B, 1, n_mfcc, n_frames]`.
     pub fn forward(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.net.forward_t(xs, train)
+        match &self.net {
+            Net::Original(n) => n.forward_t(xs, train),
+            Net::Compact(n) => n.forward_t(xs, train),
+        }
     }
 
     /// Refuses a front end that is not the one this model was trained with.

@@ -1,7 +1,7 @@
 //! Training: features of the clean set computed once, an augmented copy produced each epoch by a
 //! worker thread ahead of the training step, Adam, and the best validation weights kept as a copy.
 
-use crate::augment::{AugmentConfig, augment};
+use crate::augment::{AugmentConfig, augment, mask_features};
 use crate::dataset::{Recording, Sets, Split};
 use crate::metrics::Scores;
 use crate::model::{Arch, Classifier, ModelConfig, argmax};
@@ -33,6 +33,95 @@ pub struct TrainConfig {
     pub features: FeatureConfig,
     /// Longest input file accepted (s).
     pub max_seconds: f64,
+    /// Learning-rate schedule over the whole run.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Decoupled weight decay (AdamW); 0 is plain Adam as in the original.
+    #[serde(default)]
+    pub weight_decay: f64,
+}
+
+/// Learning-rate schedules.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// The same rate throughout (the original).
+    #[default]
+    Constant,
+    /// Linear warm-up over the first epoch, then cosine decay to zero.
+    Cosine,
+}
+
+impl std::str::FromStr for Schedule {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "constant" => Ok(Schedule::Constant),
+            "cosine" => Ok(Schedule::Cosine),
+            _ => Err(Error::Config(format!("unknown schedule '{s}' (constant, cosine)"))),
+        }
+    }
+}
+
+impl Schedule {
+    /// The rate at batch `step` of `total`, with `warmup` warm-up steps.
+    fn rate(self, base: f64, step: usize, total: usize, warmup: usize) -> f64 {
+        match self {
+            Schedule::Constant => base,
+            Schedule::Cosine if step < warmup => base * (step + 1) as f64 / warmup as f64,
+            Schedule::Cosine => {
+                let t = (step - warmup) as f64 / (total - warmup).max(1) as f64;
+                base * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+        }
+    }
+}
+
+/// Named recipes: starting points that every flag can adjust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Recipe {
+    /// The original project's recipe, as it was.
+    Original,
+    /// Built for voices the model never heard (see the model card).
+    Robust,
+}
+
+impl std::str::FromStr for Recipe {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "original" => Ok(Recipe::Original),
+            "robust" => Ok(Recipe::Robust),
+            _ => Err(Error::Config(format!("unknown recipe '{s}' (original, robust)"))),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// The configuration of a recipe.
+    pub fn recipe(recipe: Recipe) -> Self {
+        match recipe {
+            Recipe::Original => TrainConfig::default(),
+            Recipe::Robust => TrainConfig {
+                epochs: 15,
+                augmented_copies: 1,
+                augment: AugmentConfig {
+                    speed: (0.85, 1.15),
+                    time_masks: 2,
+                    time_mask_width: 6,
+                    freq_masks: 1,
+                    freq_mask_width: 2,
+                    ..AugmentConfig::default()
+                },
+                arch: Arch::Compact,
+                features: FeatureConfig::robust(),
+                schedule: Schedule::Cosine,
+                weight_decay: 1e-3,
+                ..TrainConfig::default()
+            },
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -50,6 +139,8 @@ impl Default for TrainConfig {
             arch: Arch::Original,
             features: FeatureConfig::default(),
             max_seconds: audio::DEFAULT_MAX_SECONDS,
+            schedule: Schedule::Constant,
+            weight_decay: 0.0,
         }
     }
 }
@@ -84,6 +175,8 @@ pub struct TrainReport {
 /// Receives progress; the CLI draws bars with it, tests ignore it.
 pub trait Progress {
     fn stage(&mut self, _message: &str) {}
+    /// A leave-one-speaker-out fold starts (0-based `fold` of `folds`).
+    fn fold_start(&mut self, _fold: usize, _folds: usize, _speaker: &str) {}
     fn epoch_start(&mut self, _epoch: usize, _epochs: usize, _batches: usize) {}
     fn batch(&mut self, _loss: f64, _accuracy: f64) {}
     fn epoch_end(&mut self, _stats: &EpochStats) {}
@@ -192,12 +285,12 @@ fn produce(cfg: &TrainConfig, train: &Featurised, clips: &[f32], tx: mpsc::SyncS
                 } else {
                     wave.copy_from_slice(&clips[i * clip_len..(i + 1) * clip_len]);
                     let position = b * cfg.batch_size + j;
-                    augment(
-                        &mut wave,
-                        &cfg.augment,
-                        &mut StdRng::seed_from_u64(example_seed(cfg.seed, epoch, position)),
-                    );
+                    let mut rng = StdRng::seed_from_u64(example_seed(cfg.seed, epoch, position));
+                    augment(&mut wave, &cfg.augment, &mut rng);
                     mfcc.compute_into(&wave, out);
+                    // Masked values take the map's mean (0 for normalised features).
+                    let fill = out.iter().sum::<f32>() / out.len().max(1) as f32;
+                    mask_features(out, cfg.features.n_mfcc, &cfg.augment, fill, &mut rng);
                 }
                 batch.labels.push(train.labels[i]);
             }
@@ -290,7 +383,11 @@ pub fn train(
         ModelConfig { arch: cfg.arch, num_classes: NUM_CLASSES, features: fc.clone() },
         device,
     )?;
-    let mut opt = nn::Adam::default().build(&model.vs, cfg.learning_rate)?;
+    let mut opt = if cfg.weight_decay > 0.0 {
+        nn::AdamW { wd: cfg.weight_decay, ..Default::default() }.build(&model.vs, cfg.learning_rate)?
+    } else {
+        nn::Adam::default().build(&model.vs, cfg.learning_rate)?
+    };
     let examples = train.len() * (1 + cfg.augmented_copies);
     let batches = examples.div_ceil(cfg.batch_size);
 
@@ -304,7 +401,9 @@ pub fn train(
             let t0 = Instant::now();
             progress.epoch_start(epoch, cfg.epochs, batches);
             let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
-            for _ in 0..batches {
+            for b in 0..batches {
+                let step = (epoch - 1) * batches + b;
+                opt.set_lr(cfg.schedule.rate(cfg.learning_rate, step, batches * cfg.epochs, batches));
                 if stop.load(Ordering::Relaxed) {
                     interrupted = true;
                     break 'epochs;
@@ -372,4 +471,80 @@ pub fn train(
 pub fn save(model: &Classifier, report: &TrainReport, path: &std::path::Path) -> Result<()> {
     model.save(path)?;
     crate::atomic::write_json(&crate::model::metrics_path(path), report)
+}
+
+/// One leave-one-speaker-out fold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FoldResult {
+    pub speaker: String,
+    pub correct: usize,
+    pub total: usize,
+    pub accuracy: f64,
+    pub best_epoch: usize,
+    pub seconds: f64,
+}
+
+/// Leave-one-speaker-out: per-speaker and mean accuracy on voices the model never heard.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LosoReport {
+    pub config: TrainConfig,
+    pub folds: Vec<FoldResult>,
+    pub mean_accuracy: f64,
+    pub min_accuracy: f64,
+    /// All folds' test predictions pooled.
+    pub pooled: Scores,
+    pub interrupted: bool,
+    pub seconds: f64,
+}
+
+/// Trains one model per speaker with that speaker held out, and tests on them.
+pub fn loso(
+    cfg: &TrainConfig,
+    recordings: &[Recording],
+    device: Device,
+    threads: usize,
+    progress: &mut dyn Progress,
+    stop: &AtomicBool,
+) -> Result<LosoReport> {
+    let started = Instant::now();
+    let mut speakers: Vec<String> = recordings.iter().map(|r| r.speaker.clone()).collect();
+    speakers.sort();
+    speakers.dedup();
+    if speakers.len() < 2 {
+        return Err(Error::Dataset("leave-one-speaker-out needs at least two speakers".into()));
+    }
+    let mut folds = vec![];
+    let mut pairs = vec![];
+    let mut interrupted = false;
+    for (i, speaker) in speakers.iter().enumerate() {
+        progress.fold_start(i, speakers.len(), speaker);
+        let fold_cfg = TrainConfig { split: Split::Speaker(speaker.clone()), ..cfg.clone() };
+        let sets = crate::dataset::split(recordings, &fold_cfg.split, cfg.val_fraction, cfg.seed)?;
+        let (_, report) = train(&fold_cfg, &sets, device, threads, progress, stop)?;
+        if report.interrupted {
+            interrupted = true;
+            break;
+        }
+        pairs.extend(report.test.confusion.iter().enumerate().flat_map(|(t, row)| {
+            row.iter().enumerate().flat_map(move |(p, &n)| std::iter::repeat_n((t as u8, p as u8), n))
+        }));
+        folds.push(FoldResult {
+            speaker: speaker.clone(),
+            correct: report.test.correct,
+            total: report.test.total,
+            accuracy: report.test.accuracy,
+            best_epoch: report.best_epoch,
+            seconds: report.seconds,
+        });
+    }
+    let n = folds.len().max(1) as f64;
+    Ok(LosoReport {
+        config: cfg.clone(),
+        mean_accuracy: folds.iter().map(|f| f.accuracy).sum::<f64>() / n,
+        min_accuracy: folds.iter().map(|f| f.accuracy).fold(f64::INFINITY, f64::min),
+        folds,
+        pooled: Scores::from_pairs(pairs),
+        interrupted,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }

@@ -1,11 +1,11 @@
-//! `train`: trains the digit CNN on FSDD and writes the model, its config and its metrics.
+//! `train`: trains the digit CNN on FSDD and writes the model, its config and its metrics;
+//! `--split loso` runs every leave-one-speaker-out fold instead.
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use spoken_digits::augment::AugmentConfig;
-use spoken_digits::dataset::{self, Split};
+use spoken_digits::dataset::{self, Recording};
 use spoken_digits::model::{self, Arch};
-use spoken_digits::train::{self, TrainConfig};
+use spoken_digits::train::{self, Recipe, Schedule, TrainConfig};
 use spoken_digits_cli::{
     DEFAULT_HOLDOUT, DEFAULT_MODEL, DEFAULT_RECORDINGS, EpochBars, default_path, default_threads, run,
 };
@@ -16,9 +16,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Train the spoken-digit CNN on the Free Spoken Digit Dataset.
 ///
-/// Defaults reproduce the original project's recipe: one augmented copy of the training set
-/// (shift, gain, noise; each p = 0.5), Adam lr 1e-3, batch 64, 10 epochs, best validation
-/// weights kept. Writes OUT (.safetensors), its config (.json) and metrics (.metrics.json).
+/// `--recipe original` (default) is the original project's recipe: one augmented copy of the
+/// training set (shift, gain, noise; each p = 0.5), Adam lr 1e-3, batch 64, 10 epochs, best
+/// validation weights kept. `--recipe robust` is the shipped model's recipe for unseen voices.
+/// Every flag below overrides the recipe. Writes OUT (.safetensors), its config (.json) and
+/// metrics (.metrics.json); `--split loso` writes only the metrics.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
@@ -28,45 +30,73 @@ struct Args {
     /// Hold-out manifest: files never used for training, validation or test.
     #[arg(long, value_name = "FILE")]
     holdout: Option<PathBuf>,
-    /// Where to write the model (.safetensors); config and metrics go beside it.
+    /// Where to write the model (.safetensors); config and metrics go beside it
+    /// [default: models/digits.safetensors; with --split loso: models/loso-<recipe>.metrics.json].
     #[arg(long, short, value_name = "FILE")]
     out: Option<PathBuf>,
-    /// official (FSDD's index 0-4 test), random (shuffled 80/10/10) or speaker:<name>.
+    /// Starting point for every setting below: original or robust.
+    #[arg(long, default_value = "original")]
+    recipe: Recipe,
+    /// official (FSDD's index 0-4 test), random (shuffled 80/10/10), speaker:<name> (one speaker
+    /// held out), or loso (all leave-one-speaker-out folds, per-speaker accuracy).
     #[arg(long, default_value = "official")]
-    split: Split,
+    split: String,
     /// Seed for the split, initialisation, shuffling and augmentation.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    #[arg(long, default_value_t = 10)]
-    epochs: usize,
-    #[arg(long, default_value_t = 64)]
-    batch_size: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
-    /// Fraction of the non-test recordings used for validation.
-    #[arg(long, default_value_t = 0.1)]
-    val_fraction: f64,
-    /// Augmented copies of the training set per epoch (0 disables augmentation).
-    #[arg(long, default_value_t = 1)]
-    augmented_copies: usize,
-    /// Probability of each augmentation (shift, gain, noise).
-    #[arg(long, default_value_t = 0.5)]
-    aug_prob: f64,
-    /// Largest circular time shift, as a fraction of the clip.
-    #[arg(long, default_value_t = 0.1)]
-    max_shift: f64,
-    #[arg(long, default_value_t = -10.0, allow_hyphen_values = true)]
-    gain_min_db: f32,
-    #[arg(long, default_value_t = 5.0, allow_hyphen_values = true)]
-    gain_max_db: f32,
-    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
-    snr_min_db: f32,
-    #[arg(long, default_value_t = 15.0, allow_hyphen_values = true)]
-    snr_max_db: f32,
-    /// Network architecture.
-    #[arg(long, default_value = "original")]
-    arch: Arch,
+    /// Epochs [recipe: original 10, robust 15].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Batch size [recipe: 64].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Learning rate [recipe: 1e-3].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Learning-rate schedule: constant or cosine [recipe: original constant, robust cosine].
+    #[arg(long)]
+    schedule: Option<Schedule>,
+    /// AdamW weight decay; 0 is Adam [recipe: original 0, robust 1e-3].
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Fraction of the non-test recordings used for validation [recipe: 0.1].
+    #[arg(long)]
+    val_fraction: Option<f64>,
+    /// Augmented copies of the training set per epoch; 0 disables augmentation
+    /// [recipe: 1].
+    #[arg(long)]
+    augmented_copies: Option<usize>,
+    /// Probability of each augmentation [recipe: 0.5].
+    #[arg(long)]
+    aug_prob: Option<f64>,
+    /// Largest circular time shift, as a fraction of the clip [recipe: 0.1].
+    #[arg(long)]
+    max_shift: Option<f64>,
+    /// Gain range in dB, MIN,MAX [recipe: -10,5].
+    #[arg(long, value_parser = parse_range, allow_hyphen_values = true)]
+    gain_db: Option<(f32, f32)>,
+    /// White-noise SNR range in dB, MIN,MAX [recipe: 0,15].
+    #[arg(long, value_parser = parse_range, allow_hyphen_values = true)]
+    snr_db: Option<(f32, f32)>,
+    /// Speed perturbation range, MIN,MAX; 1,1 is off [recipe: original 1,1, robust 0.85,1.15].
+    #[arg(long, value_parser = parse_range)]
+    speed: Option<(f32, f32)>,
+    /// SpecAugment time masks per example, each up to 6 frames [recipe: original 0, robust 2].
+    #[arg(long)]
+    time_masks: Option<usize>,
+    /// SpecAugment coefficient masks per example, each up to 2 rows [recipe: original 0, robust 1].
+    #[arg(long)]
+    freq_masks: Option<usize>,
+    /// Network: original or compact [recipe: original original, robust compact].
+    #[arg(long)]
+    arch: Option<Arch>,
+    /// Trim silence quieter than this many dB below the loudest part before the features;
+    /// 0 disables [recipe: original off, robust 40].
+    #[arg(long)]
+    trim_db: Option<f32>,
+    /// Per-utterance feature normalisation [recipe: original false, robust true].
+    #[arg(long)]
+    normalize: Option<bool>,
     /// cpu, cuda, cuda:N or auto (CUDA when this libtorch has it).
     #[arg(long, default_value = "auto")]
     device: String,
@@ -81,64 +111,83 @@ struct Args {
     quiet: bool,
 }
 
+fn parse_range(s: &str) -> Result<(f32, f32), String> {
+    let (a, b) = s.split_once(',').ok_or("expected MIN,MAX")?;
+    let a: f32 = a.trim().parse().map_err(|e| format!("{a}: {e}"))?;
+    let b: f32 = b.trim().parse().map_err(|e| format!("{b}: {e}"))?;
+    if a.is_finite() && b.is_finite() && a <= b { Ok((a, b)) } else { Err("need finite MIN <= MAX".into()) }
+}
+
+/// The recipe with every given flag applied.
+fn config(args: &Args) -> anyhow::Result<TrainConfig> {
+    let mut c = TrainConfig::recipe(args.recipe);
+    c.seed = args.seed;
+    macro_rules! set {
+        ($($field:expr => $flag:expr),* $(,)?) => { $( if let Some(v) = $flag { $field = v; } )* };
+    }
+    set!(c.augment.p => args.aug_prob, c.augment.max_shift => args.max_shift,
+         c.augment.gain_db => args.gain_db, c.augment.snr_db => args.snr_db,
+         c.augment.speed => args.speed, c.augment.time_masks => args.time_masks,
+         c.augment.freq_masks => args.freq_masks, c.epochs => args.epochs,
+         c.batch_size => args.batch_size, c.learning_rate => args.lr, c.schedule => args.schedule,
+         c.weight_decay => args.weight_decay, c.val_fraction => args.val_fraction,
+         c.augmented_copies => args.augmented_copies, c.arch => args.arch,
+         c.features.normalize => args.normalize);
+    if c.augment.time_masks > 0 && c.augment.time_mask_width == 0 {
+        c.augment.time_mask_width = 6;
+    }
+    if c.augment.freq_masks > 0 && c.augment.freq_mask_width == 0 {
+        c.augment.freq_mask_width = 2;
+    }
+    if let Some(t) = args.trim_db {
+        c.features.trim_db = (t > 0.0).then_some(t);
+    }
+    if !(0.0..1.0).contains(&c.val_fraction) {
+        bail!("--val-fraction must be in [0, 1)");
+    }
+    if !(0.0..=1.0).contains(&c.augment.p) {
+        bail!("--aug-prob must be in [0, 1]");
+    }
+    if c.augment.speed.0 <= 0.0 {
+        bail!("--speed factors must be positive");
+    }
+    c.features.validate()?;
+    Ok(c)
+}
+
 fn main() -> ExitCode {
-    run(|| {
-        let args = Args::parse();
-        train_main(args)
-    })
+    run(|| train_main(Args::parse()))
 }
 
 fn train_main(args: Args) -> anyhow::Result<ExitCode> {
     let data = args.data.clone().unwrap_or_else(|| default_path(DEFAULT_RECORDINGS));
     let holdout_path = args.holdout.clone().unwrap_or_else(|| default_path(DEFAULT_HOLDOUT));
-    let out = args.out.clone().unwrap_or_else(|| default_path(DEFAULT_MODEL));
-    if !(0.0..1.0).contains(&args.val_fraction) {
-        bail!("--val-fraction must be in [0, 1)");
-    }
-    if args.gain_min_db > args.gain_max_db
-        || args.snr_min_db > args.snr_max_db
-        || !(0.0..=1.0).contains(&args.aug_prob)
-    {
-        bail!("augmentation ranges must be min <= max and --aug-prob in [0, 1]");
-    }
     let device = model::parse_device(&args.device)?;
-    let cfg = TrainConfig {
-        split: args.split.clone(),
-        seed: args.seed,
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        learning_rate: args.lr,
-        val_fraction: args.val_fraction,
-        augmented_copies: args.augmented_copies,
-        augment: AugmentConfig {
-            p: args.aug_prob,
-            max_shift: args.max_shift,
-            gain_db: (args.gain_min_db, args.gain_max_db),
-            snr_db: (args.snr_min_db, args.snr_max_db),
-        },
-        arch: args.arch,
-        ..TrainConfig::default()
-    };
+    let loso = args.split == "loso";
+    let mut cfg = config(&args)?;
+    if !loso {
+        cfg.split = args.split.parse()?;
+    }
 
     let holdout =
         dataset::read_holdout(&holdout_path).context("reading the hold-out manifest (run scripts/setup)")?;
     let scan = dataset::scan(&data, &holdout)
         .with_context(|| format!("reading recordings from {}", data.display()))?;
-    if !scan.ignored.is_empty() {
+    if let Some(example) = scan.ignored.first() {
         eprintln!(
             "warning: ignored {} file(s) in {} whose names are not <digit>_<speaker>_<index>.wav (e.g. {})",
             scan.ignored.len(),
             data.display(),
-            scan.ignored[0].display()
+            example.display()
         );
     }
-    let sets = dataset::split(&scan.recordings, &cfg.split, cfg.val_fraction, cfg.seed)?;
     if !args.quiet {
         eprintln!(
-            "{} recordings ({} held out), split {}, device {:?}",
+            "{} recordings ({} held out), recipe {:?}, split {}, device {:?}",
             scan.recordings.len(),
             scan.held_out,
-            cfg.split,
+            args.recipe,
+            if loso { "loso".to_string() } else { cfg.split.to_string() },
             device
         );
     }
@@ -149,22 +198,56 @@ fn train_main(args: Args) -> anyhow::Result<ExitCode> {
         if flag.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("\ninterrupted: stopping after this batch and saving the best weights so far (Ctrl-C again to quit at once)");
+        eprintln!(
+            "\ninterrupted: stopping after this batch and saving the best weights so far (Ctrl-C again to quit at once)"
+        );
     })
     .context("installing the Ctrl-C handler")?;
 
     let mut progress = EpochBars::new(args.quiet);
+    if loso {
+        return run_loso(&args, &cfg, &scan.recordings, device, &mut progress, &stop);
+    }
+    let sets = dataset::split(&scan.recordings, &cfg.split, cfg.val_fraction, cfg.seed)?;
     let (model, report) = train::train(&cfg, &sets, device, args.threads, &mut progress, &stop)?;
     if report.best_epoch == 0 {
         bail!("interrupted before the first epoch finished; nothing was written");
     }
 
+    let out = args.out.clone().unwrap_or_else(|| default_path(DEFAULT_MODEL));
     let target = choose_output(&out, &report, args.force)?;
     train::save(&model, &report, &target).with_context(|| format!("writing {}", target.display()))?;
 
     println!("\ntest set ({} split), best validation epoch {}:", cfg.split, report.best_epoch);
     print!("{}", report.test);
     println!("\nwrote {} (+ .json config, .metrics.json) in {:.1} s", target.display(), report.seconds);
+    Ok(if report.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
+}
+
+/// All leave-one-speaker-out folds; writes only the metrics.
+fn run_loso(
+    args: &Args,
+    cfg: &TrainConfig,
+    recordings: &[Recording],
+    device: spoken_digits::Device,
+    progress: &mut EpochBars,
+    stop: &AtomicBool,
+) -> anyhow::Result<ExitCode> {
+    let report = train::loso(cfg, recordings, device, args.threads, progress, stop)?;
+    let recipe = format!("{:?}", args.recipe).to_lowercase();
+    let out = match &args.out {
+        Some(p) => model::metrics_path(p),
+        None => default_path("models").join(format!("loso-{recipe}.metrics.json")),
+    };
+    spoken_digits::atomic::write_json(&out, &report).with_context(|| format!("writing {}", out.display()))?;
+    let note = if report.interrupted { ", interrupted" } else { "" };
+    println!("\nleave-one-speaker-out ({} folds{note}):", report.folds.len());
+    println!("{:<10} {:>9} {:>9}", "speaker", "accuracy", "correct");
+    for f in &report.folds {
+        println!("{:<10} {:>8.1}% {:>5}/{}", f.speaker, 100.0 * f.accuracy, f.correct, f.total);
+    }
+    println!("{:<10} {:>8.1}%  (lowest {:.1}%)", "mean", 100.0 * report.mean_accuracy, 100.0 * report.min_accuracy);
+    println!("\nwrote {} in {:.0} s", out.display(), report.seconds);
     Ok(if report.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
 }
 
