@@ -2,7 +2,7 @@
 //! The work itself lives in the `spoken-digits` crate.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use spoken_digits::train::{EpochStats, Progress};
+use spoken_digits::train::{EpochStats, FoldResult, Progress};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -67,6 +67,19 @@ impl Progress for EpochBars {
         }
     }
 
+    fn fold_end(&mut self, r: &FoldResult) {
+        if !self.quiet {
+            eprintln!(
+                "speaker {}: {:.1}% ({}/{}) in {:.0} s",
+                r.speaker,
+                100.0 * r.accuracy,
+                r.correct,
+                r.total,
+                r.seconds
+            );
+        }
+    }
+
     fn epoch_start(&mut self, epoch: usize, epochs: usize, batches: usize) {
         if self.quiet {
             return;
@@ -90,14 +103,18 @@ impl Progress for EpochBars {
     }
 
     fn epoch_end(&mut self, s: &EpochStats) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_with_message(format!(
-                "loss {:.4} acc {:.1}% | val loss {:.4} acc {:.1}%",
-                s.train_loss,
-                100.0 * s.train_accuracy,
-                s.val_loss,
-                100.0 * s.val_accuracy
-            ));
+        let Some(bar) = self.bar.take() else { return };
+        let summary = format!(
+            "loss {:.4} acc {:.1}% | val loss {:.4} acc {:.1}%",
+            s.train_loss,
+            100.0 * s.train_accuracy,
+            s.val_loss,
+            100.0 * s.val_accuracy
+        );
+        if bar.is_hidden() {
+            // Not a terminal (a log file, CI): one plain line per epoch instead of a bar.
+            eprintln!("epoch {:>3}: {summary} ({:.1} s)", s.epoch, s.seconds);
         }
+        bar.finish_with_message(summary);
     }
 }

@@ -151,7 +151,13 @@ mod tests {
         change_speed(&mut c, 2.0);
         assert_eq!(&c[..5], &[0.0, 2.0, 4.0, 6.0, 8.0]);
         assert_eq!(&c[5..], &[0.0; 5]);
-        let cfg = AugmentConfig { time_masks: 1, time_mask_width: 5, freq_masks: 1, freq_mask_width: 2, ..Default::default() };
+        let cfg = AugmentConfig {
+            time_masks: 1,
+            time_mask_width: 5,
+            freq_masks: 1,
+            freq_mask_width: 2,
+            ..Default::default()
+        };
         let mut f = vec![1.0f32; 13 * 63];
         mask_features(&mut f, 13, &cfg, 0.0, &mut StdRng::seed_from_u64(3));
         let zeros = f.iter().filter(|v| **v == 0.0).count();

@@ -159,7 +159,8 @@ impl CompactNet {
             convs.push(nn::conv2d(&p / "conv", channels[i], channels[i + 1], 3, conv_cfg));
             norms.push(nn::batch_norm2d(&p / "norm", channels[i + 1], Default::default()));
         }
-        let head = nn::linear(root / "head", 2 * channels[3], cfg.num_classes as i64, linear_init(2 * channels[3]));
+        let head =
+            nn::linear(root / "head", 2 * channels[3], cfg.num_classes as i64, linear_init(2 * channels[3]));
         CompactNet { convs, norms, head }
     }
 }

@@ -246,7 +246,12 @@ fn run_loso(
     for f in &report.folds {
         println!("{:<10} {:>8.1}% {:>5}/{}", f.speaker, 100.0 * f.accuracy, f.correct, f.total);
     }
-    println!("{:<10} {:>8.1}%  (lowest {:.1}%)", "mean", 100.0 * report.mean_accuracy, 100.0 * report.min_accuracy);
+    println!(
+        "{:<10} {:>8.1}%  (lowest {:.1}%)",
+        "mean",
+        100.0 * report.mean_accuracy,
+        100.0 * report.min_accuracy
+    );
     println!("\nwrote {} in {:.0} s", out.display(), report.seconds);
     Ok(if report.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
 }

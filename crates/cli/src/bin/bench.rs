@@ -1,0 +1,106 @@
+//! `bench`: times the pieces that `scripts/bench` compares against the targets of the speed
+//! issue. Not a user tool: `scripts/bench` runs it and prints every figure beside its target.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use spoken_digits::predict::featurise_files;
+use spoken_digits::train::{self, Recipe, TrainConfig};
+use spoken_digits::{Device, FeatureConfig, Mfcc, audio};
+use spoken_digits_cli::{DEFAULT_RECORDINGS, default_path, run};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Micro-benchmarks behind scripts/bench (prints one JSON object).
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Subcommand, Debug)]
+enum What {
+    /// Read + resample + MFCC of every file: per clip on one thread, and all files on all threads.
+    Frontend {
+        /// Folder of wav files.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Repetitions; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
+    /// Model compute alone for a recipe: same model and batch count, features in memory.
+    TrainCompute {
+        #[arg(long, default_value = "original")]
+        recipe: Recipe,
+        /// Training examples per epoch (clean + augmented).
+        #[arg(long)]
+        examples: usize,
+        /// Validation examples evaluated after each epoch.
+        #[arg(long)]
+        val: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    run(|| {
+        match Args::parse().what {
+            What::Frontend { data, repeat } => frontend(data, repeat)?,
+            What::TrainCompute { recipe, examples, val } => {
+                let cfg = TrainConfig::recipe(recipe);
+                let seconds = train::compute_only(&cfg, examples, val, Device::Cpu)?;
+                println!("{}", serde_json::json!({"train_compute_s": seconds, "epochs": cfg.epochs}));
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn frontend(data: Option<PathBuf>, repeat: usize) -> anyhow::Result<()> {
+    let dir = data.unwrap_or_else(|| default_path(DEFAULT_RECORDINGS));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .collect();
+    files.sort();
+    let cfg = FeatureConfig::default();
+    let mut mfcc = Mfcc::new(&cfg)?;
+    let mut out = vec![0.0f32; cfg.feature_len()];
+    let (mut one_thread, mut all_threads, mut mfcc_only) = (vec![], vec![], vec![]);
+    let clip = audio::load(&files[0], cfg.sample_rate, 60.0)?;
+    for _ in 0..repeat.max(1) {
+        let t = Instant::now();
+        for f in &files {
+            let samples = audio::load(f, cfg.sample_rate, 60.0)?;
+            mfcc.compute_into(&samples, &mut out);
+        }
+        one_thread.push(t.elapsed().as_secs_f64() * 1e3 / files.len() as f64);
+        let t = Instant::now();
+        for _ in 0..1000 {
+            mfcc.compute_into(&clip, &mut out);
+        }
+        mfcc_only.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let results = featurise_files(&files, &cfg, 60.0, threads)?;
+        all_threads.push(t.elapsed().as_secs_f64());
+        anyhow::ensure!(results.iter().all(|r| r.is_ok()), "some files failed");
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "files": files.len(),
+            "frontend_ms_per_clip_1_thread": median(one_thread),
+            "mfcc_only_ms_per_clip": median(mfcc_only),
+            "frontend_all_files_all_threads_s": median(all_threads),
+        })
+    );
+    Ok(())
+}
