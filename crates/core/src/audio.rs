@@ -10,6 +10,8 @@ use std::path::Path;
 
 /// Highest sample rate accepted (anything above is a corrupt or absurd header).
 pub const MAX_SAMPLE_RATE: u32 = 384_000;
+/// Largest float sample magnitude accepted.
+pub const MAX_FLOAT_SAMPLE: f32 = 64.0;
 /// Default limit on a file's duration; longer files are refused rather than read whole.
 pub const DEFAULT_MAX_SECONDS: f64 = 600.0;
 
@@ -48,7 +50,10 @@ pub fn load(path: &Path, rate: u32, max_seconds: f64) -> Result<Vec<f32>> {
 
 fn describe(path: &Path, e: hound::Error) -> Error {
     let reason = match e {
-        hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+        hound::Error::IoError(io)
+            if io.kind() == std::io::ErrorKind::UnexpectedEof
+                || io.to_string().contains("Failed to read enough bytes") =>
+        {
             "the file ends early (truncated or empty)".to_string()
         }
         hound::Error::IoError(io) => io.to_string(),
@@ -97,6 +102,14 @@ fn decode<R: std::io::Read>(path: &Path, mut reader: hound::WavReader<R>, max_se
             if samples.iter().any(|s| !s.is_finite()) {
                 return Err(Error::audio(path, "float samples contain NaN or infinity"));
             }
+            // Float audio lives in [-1, 1]; a little over is tolerated, wild values are misread
+            // bytes, and their squares would overflow the spectrum.
+            if samples.iter().any(|s| s.abs() > MAX_FLOAT_SAMPLE) {
+                return Err(Error::audio(
+                    path,
+                    format!("float samples far outside [-1, 1] (above {MAX_FLOAT_SAMPLE})"),
+                ));
+            }
             samples
         }
         hound::SampleFormat::Int => {
@@ -111,6 +124,12 @@ fn decode<R: std::io::Read>(path: &Path, mut reader: hound::WavReader<R>, max_se
     };
     if !interleaved.len().is_multiple_of(channels) {
         return Err(Error::audio(path, "the data ends in the middle of a frame (truncated)"));
+    }
+    if interleaved.is_empty() {
+        return Err(Error::audio(path, "the file contains no samples"));
+    }
+    if interleaved.iter().all(|&s| s == 0.0) {
+        return Err(Error::audio(path, "the file is digital silence (every sample is zero)"));
     }
     let samples = if channels == 1 {
         interleaved
