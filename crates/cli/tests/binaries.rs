@@ -175,3 +175,53 @@ fn training_is_reproducible_with_a_seed_and_refuses_bad_splits() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no speaker 'nobody'"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn symlink_loops_and_non_utf8_names_do_not_stop_a_folder_run() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = temp_dir("loops");
+    let sub = dir.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::os::unix::fs::symlink(&dir, sub.join("back-to-top")).unwrap();
+    std::fs::copy(recordings().join("4_theo_0.wav"), sub.join("4_theo_0.wav")).unwrap();
+    let odd = std::ffi::OsStr::from_bytes(b"5_caf\xe9_0.wav");
+    std::fs::copy(recordings().join("5_theo_0.wav"), sub.join(odd)).unwrap();
+    let out = run(PREDICT, &["--format", "json", dir.to_str().unwrap()], &root());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<serde_json::Value> =
+        stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows.iter().all(|r| r["digit"].is_u64()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn ctrl_c_during_training_saves_the_best_weights_marked_interrupted() {
+    use std::io::{BufRead, BufReader};
+    let dir = temp_dir("interrupt");
+    let model = dir.join("m.safetensors");
+    let mut child = Command::new(TRAIN)
+        .args(["--epochs", "200", "--device", "cpu", "--out", model.to_str().unwrap()])
+        .current_dir(root())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the first finished epoch (one plain line per epoch when not on a terminal).
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().trim_start().starts_with("epoch") {
+            break;
+        }
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("m.metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["interrupted"], serde_json::Value::Bool(true));
+    assert!(metrics["best_epoch"].as_u64().unwrap() >= 1);
+    assert!(model.is_file() && dir.join("m.json").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
