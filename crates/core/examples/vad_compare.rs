@@ -1,6 +1,7 @@
 //! Compares the energy VAD with earshot on synthetic sequences of FSDD test recordings
 //! (index 0-4, 300 clips) joined by pauses, clean and with white noise at 20, 10 and 5 dB SNR.
-//! Prints a markdown table.
+//! Recordings are levelled to -26 dBFS RMS first (see `synthetic::Layout`). Prints a markdown
+//! table.
 //!
 //!     cargo run --release --example vad_compare [-- RECORDINGS_DIR MODEL]
 //!
@@ -63,13 +64,33 @@ fn main() -> Res<()> {
         let audio_s = stream.samples.len() as f64 / f64::from(rate);
         for kind in [VadKind::Energy, VadKind::Earshot] {
             let t = Instant::now();
-            let mut rec = Recogniser::new(&model, &SegmenterConfig::new(kind), 0.0)?;
+            let mut cfg = SegmenterConfig::new(kind);
+            // Tuning knobs: VAD_START / VAD_STAY override the thresholds of both kinds.
+            let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f32>().ok());
+            let (start, stay) = (env(&format!("{kind}_START")), env(&format!("{kind}_STAY")));
+            cfg.vad.start_threshold = start.unwrap_or(cfg.vad.start_threshold);
+            cfg.vad.stay_threshold = stay.unwrap_or(cfg.vad.stay_threshold);
+            let mut rec = Recogniser::new(&model, &cfg, 0.0)?;
             let mut heard: Vec<Heard> = vec![];
             for chunk in stream.samples.chunks(160) {
                 rec.push(chunk, Instant::now(), &mut heard)?;
             }
             rec.finish(&mut heard)?;
             let s = synthetic::score(&stream, &heard);
+            if std::env::var_os("VAD_COMPARE_DEBUG").is_some() {
+                let got: Vec<_> = heard
+                    .iter()
+                    .filter_map(|h| match h {
+                        Heard::Sequence(s) => Some(s.clone()),
+                        Heard::Digit(_) => None,
+                    })
+                    .collect();
+                eprintln!(
+                    "{kind} {snr_name}: got {:?}\nexpected {:?}",
+                    &got[..got.len().min(12)],
+                    &stream.expected_sequences()[..12]
+                );
+            }
             row(&kind.to_string(), &snr_name, &s, t.elapsed().as_secs_f64(), audio_s);
         }
         // The ceiling: each recording alone, with the same noise, cut exactly.

@@ -80,8 +80,9 @@ impl VadConfig {
             max_utterance_seconds: 1.2,
         };
         match kind {
-            VadKind::Energy => VadConfig { start_threshold: 12.0, stay_threshold: 7.0, ..base },
-            VadKind::Earshot => VadConfig { start_threshold: 0.5, stay_threshold: 0.3, ..base },
+            VadKind::Energy => VadConfig { start_threshold: 9.0, stay_threshold: 5.0, ..base },
+            // earshot scores 8 kHz band-limited silence near 0.2 but band-limited noise at 0.4-0.6.
+            VadKind::Earshot => VadConfig { start_threshold: 0.65, stay_threshold: 0.5, ..base },
         }
     }
 
