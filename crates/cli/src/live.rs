@@ -397,7 +397,7 @@ impl<'m> Session<'m> {
         let step = (self.feed.rate as usize / 50).max(1) * self.feed.channels;
         let available = self.feed.consumer().slots();
         if available == 0 {
-            match &self.feed.source {
+            match &mut self.feed.source {
                 Source::Mic(input) => input.check(&mut self.last_audio)?,
                 Source::Feeder { consumer, done, error } => {
                     if let Some(e) = error.lock().map_err(|_| anyhow!("feeder state poisoned"))?.clone() {

@@ -169,11 +169,18 @@ fn format_rank(f: SampleFormat) -> Option<u8> {
     })
 }
 
-/// Chooses a capture configuration: `want_rate` (the front end's rate, asked for explicitly),
-/// mono, if the device offers it; else the requested rate with more channels; else the
-/// device's default configuration, to be mixed down and resampled by the worker.
+/// Chooses a capture configuration, always naming the rate explicitly: `request.rate`, else
+/// the device's own (default) rate, mono when offered at that rate, float samples preferred.
+/// The front end's `want_rate` is asked for directly only when it is the device's own rate.
+///
+/// Why not always ask for 8 kHz: a PulseAudio input offers any rate, but converts with its
+/// own resampler, and what PulseAudio's default resampler makes of 48 kHz -> 8 kHz turned
+/// hold-out "one" and "five" into "nine" on the virtual microphone, while capturing at 48 kHz
+/// (or 44.1 or 16 kHz) and resampling here with rubato read all ten right. Real sound cards
+/// without a server usually offer 44.1/48 kHz only, where ALSA's plug layer would convert.
 pub fn choose_config(device: &cpal::Device, want_rate: u32, request: Request) -> anyhow::Result<Capture> {
-    let rate = request.rate.unwrap_or(want_rate);
+    let native = quietly(|| device.default_input_config()).ok().map(|c| c.sample_rate());
+    let rate = request.rate.or(native).unwrap_or(want_rate);
     let ranges: Vec<cpal::SupportedStreamConfigRange> = quietly(|| device.supported_input_configs())
         .map_err(|e| anyhow!("{e}"))
         .context("the input device does not answer (no audio server or sound card?)")?
@@ -239,8 +246,10 @@ impl Shared {
 
 /// A running input stream feeding a ring buffer of interleaved f32 samples.
 pub struct Input {
-    /// Dropping the stream stops the callbacks.
-    _stream: cpal::Stream,
+    /// Dropping the stream stops the callbacks; see `Drop` for when it is not dropped.
+    stream: std::mem::ManuallyDrop<cpal::Stream>,
+    /// Set when the device failed.
+    failed: bool,
     pub consumer: rtrb::Consumer<f32>,
     pub shared: Arc<Shared>,
     pub capture: Capture,
@@ -251,7 +260,13 @@ impl Input {
     /// Checks the stream is alive: no fatal error, first audio within 3 s of starting, and no
     /// pause in the callbacks longer than 2 s. A device pulled out (or an audio server that dies)
     /// either reports an error or simply stops calling back; both end here.
-    pub fn check(&self, last_audio: &mut (u64, Instant)) -> anyhow::Result<()> {
+    pub fn check(&mut self, last_audio: &mut (u64, Instant)) -> anyhow::Result<()> {
+        let result = self.liveness(last_audio);
+        self.failed |= result.is_err();
+        result
+    }
+
+    fn liveness(&self, last_audio: &mut (u64, Instant)) -> anyhow::Result<()> {
         if let Some(e) = self.shared.error() {
             bail!("the input device failed: {e}");
         }
@@ -281,7 +296,28 @@ pub fn start(device: &cpal::Device, capture: Capture, ring_seconds: f64) -> anyh
         .map_err(|e| anyhow!("{e}"))
         .with_context(|| format!("opening the input stream ({capture})"))?;
     quietly(|| stream.play()).map_err(|e| anyhow!("{e}")).context("starting the input stream")?;
-    Ok(Input { _stream: stream, consumer, shared, capture, started: Instant::now() })
+    Ok(Input {
+        stream: std::mem::ManuallyDrop::new(stream),
+        failed: false,
+        consumer,
+        shared,
+        capture,
+        started: Instant::now(),
+    })
+}
+
+impl Drop for Input {
+    fn drop(&mut self) {
+        // Closing a stream joins cpal's audio thread. When the audio server died under it,
+        // that thread is stuck for good inside the ALSA pulse plugin (measured: a deadlock on
+        // the plugin's mainloop mutex), and the join would hang the process instead of letting
+        // it report the error and exit. A failed stream is therefore leaked; the process is
+        // about to end anyway.
+        if !self.failed {
+            // SAFETY: dropped exactly once, here, and never used afterwards.
+            unsafe { std::mem::ManuallyDrop::drop(&mut self.stream) };
+        }
+    }
 }
 
 fn build(

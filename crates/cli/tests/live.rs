@@ -312,8 +312,9 @@ fn listen_hears_ten_digits_played_into_the_microphone() {
     let Some(mic) = VirtualMic::start("listen") else { return };
     let dir = temp_dir("listen-mic");
     let wav = sequence_wav(&dir, 8000);
-    // Two listeners on the same microphone: one gets 8 kHz mono as asked, the other captures
-    // 48 kHz stereo as much hardware insists on, and mixes and resamples.
+    // Two listeners on the same microphone: one with the configuration `listen` picks (the
+    // device's own rate, mono), the other forced to 48 kHz stereo as much hardware insists on;
+    // both mix and resample in the worker.
     let mut direct = Running::spawn({
         let mut c = mic.command(LISTEN);
         c.args(["--format", "json"]);
@@ -330,7 +331,7 @@ fn listen_hears_ten_digits_played_into_the_microphone() {
     mic.play(&wav);
     // The last sequence ends one gap (1 s) after the last digit; the file's tail covers most.
     std::thread::sleep(Duration::from_millis(800));
-    for (name, run) in [("8 kHz mono", direct), ("48 kHz stereo", resampled)] {
+    for (name, run) in [("default capture", direct), ("48 kHz stereo", resampled)] {
         let (out, stderr) = run.interrupt();
         assert!(out.status.success(), "{name}: {stderr:?}");
         let rows = json_lines(&text(&out.stdout));

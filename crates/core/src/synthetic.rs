@@ -149,13 +149,6 @@ pub fn score(stream: &Stream, heard: &[Heard]) -> Score {
             Heard::Sequence(_) => None,
         })
         .collect();
-    let sequences: Vec<&str> = heard
-        .iter()
-        .filter_map(|h| match h {
-            Heard::Sequence(s) => Some(s.as_str()),
-            Heard::Digit(_) => None,
-        })
-        .collect();
     let overlaps = |a: (f64, f64), b: (f64, f64)| a.0 < b.1 && b.0 < a.1;
     let mut s = Score {
         recordings: truth.len(),
