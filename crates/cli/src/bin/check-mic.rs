@@ -29,6 +29,13 @@ struct Args {
     seconds: f64,
 }
 
+/// `println!` that does not panic when stdout is closed (`check-mic | head`).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 fn main() -> ExitCode {
     run(|| check_main(Args::parse()))
 }
@@ -69,29 +76,33 @@ fn check_main(args: Args) -> anyhow::Result<ExitCode> {
     });
     let (device, capture) = match opened {
         Ok(x) => x,
-        Err(e) => return Ok(verdict(Verdict::NoDevice, &format!("{e:#}. {}", mic::no_device_hint()))),
+        Err(e) => {
+            return Ok(verdict(Verdict::NoDevice, &sentences(&format!("{e:#}"), &mic::no_device_hint())));
+        }
     };
     let name = mic::device_name(&device);
-    println!("\ninput: '{name}', capturing {capture}");
+    say!("\ninput: '{name}', capturing {capture}");
     if args.no_record {
         // Opening the stream is the real test (ALSA names devices it cannot open).
         return Ok(match mic::start(&device, capture, 1.0) {
             Ok(_) => {
-                println!("the input opens; run without --no-record to test the level");
+                say!("the input opens; run without --no-record to test the level");
                 ExitCode::SUCCESS
             }
-            Err(e) => verdict(Verdict::NoDevice, &format!("{e:#}. {}", mic::no_device_hint())),
+            Err(e) => verdict(Verdict::NoDevice, &sentences(&format!("{e:#}"), &mic::no_device_hint())),
         });
     }
     let mut input = match mic::start(&device, capture, args.seconds + 2.0) {
         Ok(i) => i,
-        Err(e) => return Ok(verdict(Verdict::NoDevice, &format!("{e:#}. {}", mic::no_device_hint()))),
+        Err(e) => {
+            return Ok(verdict(Verdict::NoDevice, &sentences(&format!("{e:#}"), &mic::no_device_hint())));
+        }
     };
-    println!("recording {:.0} s: say something, e.g. count to three", args.seconds);
+    say!("recording {:.0} s: say something, e.g. count to three", args.seconds);
     let level = record(&mut input, args.seconds)?;
     let dbfs =
         |x: f64| if x > 0.0 { format!("{:.1} dBFS", 20.0 * x.log10()) } else { "-inf dBFS".to_string() };
-    println!(
+    say!(
         "level: RMS {}, peak {} over {:.1} s ({} samples)",
         dbfs(level.rms()),
         dbfs(level.peak),
@@ -99,7 +110,7 @@ fn check_main(args: Args) -> anyhow::Result<ExitCode> {
         level.samples
     );
     let (v, hint) = if let Some(e) = level.error {
-        (Verdict::NoDevice, format!("{e}. {}", mic::no_device_hint()))
+        (Verdict::NoDevice, sentences(&e, &mic::no_device_hint()))
     } else if level.samples == 0 {
         (Verdict::NoDevice, format!("the input opened but delivered no audio. {}", mic::no_device_hint()))
     } else if level.peak == 0.0 {
@@ -128,8 +139,13 @@ fn check_main(args: Args) -> anyhow::Result<ExitCode> {
     Ok(verdict(v, &hint))
 }
 
+/// "a." + "b" -> "a. b" (cpal's messages end with a full stop, anyhow's do not).
+fn sentences(first: &str, second: &str) -> String {
+    format!("{}. {second}", first.trim_end_matches('.'))
+}
+
 fn verdict(v: Verdict, hint: &str) -> ExitCode {
-    println!("verdict: {}: {hint}", v.words());
+    say!("verdict: {}: {hint}", v.words());
     if v.usable() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
@@ -139,11 +155,11 @@ fn list_devices() {
     let default_host = cpal::default_host().id();
     for host_id in cpal::available_hosts() {
         let mark = if host_id == default_host { " (default)" } else { "" };
-        println!("host {}{mark}", host_id.name());
+        say!("host {}{mark}", host_id.name());
         let host = match quietly(|| cpal::host_from_id(host_id)) {
             Ok(h) => h,
             Err(e) => {
-                println!("  unavailable: {e}");
+                say!("  unavailable: {e}");
                 continue;
             }
         };
@@ -151,17 +167,18 @@ fn list_devices() {
         let devices = match mic::input_devices(&host) {
             Ok(d) => d,
             Err(e) => {
-                println!("  cannot list input devices: {e:#}");
+                say!("  cannot list input devices: {e:#}");
                 continue;
             }
         };
         if devices.is_empty() {
-            println!("  no input devices");
+            say!("  no input devices");
         }
         for (i, device) in devices.iter().enumerate() {
             let is_default = default_id.is_some() && device.id().ok() == default_id;
-            println!(
-                "  {}[{i}] {}: {}",
+            let id = device.id().map(|id| id.to_string()).unwrap_or_default();
+            say!(
+                "  {}[{i}] {id} ({}): {}",
                 if is_default { "*" } else { " " },
                 mic::device_name(device),
                 summarise(device)
