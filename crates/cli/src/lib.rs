@@ -1,5 +1,9 @@
 //! Glue shared by the binaries: default paths, error reporting and exit codes, progress bars.
-//! The work itself lives in the `spoken-digits` crate.
+//! The work itself lives in the `spoken-digits` crate; [`mic`] and [`live`] hold the audio
+//! device and the live loop that `listen` and `check-mic` share.
+
+pub mod live;
+pub mod mic;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use spoken_digits::train::{EpochStats, FoldResult, Progress};

@@ -2,7 +2,8 @@
 //!
 //! The library does the work; the binaries in `spoken-digits-cli` only parse arguments and
 //! report. One front end ([`FeatureConfig`] + [`Mfcc`]) serves training, file prediction and the
-//! live microphone alike, and its configuration travels with the weights ([`model::ModelConfig`]).
+//! live microphone alike (cut into utterances by [`stream`] and [`vad`]), and its configuration
+//! travels with the weights ([`model::ModelConfig`]).
 
 pub mod atomic;
 pub mod audio;
@@ -13,8 +14,12 @@ pub mod features;
 pub mod metrics;
 pub mod model;
 pub mod predict;
+pub mod recogniser;
 pub mod resample;
+pub mod stream;
+pub mod synthetic;
 pub mod train;
+pub mod vad;
 
 pub use error::{Error, Result};
 pub use features::{FeatureConfig, Mfcc};

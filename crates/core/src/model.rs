@@ -331,6 +331,11 @@ impl Classifier {
     }
 }
 
+/// Sets libtorch's intra-op CPU threads for the whole process.
+pub fn set_threads(n: usize) {
+    tch::set_num_threads(n.max(1) as i32);
+}
+
 /// Picks the device: `cpu`, `cuda`, `cuda:N` or `auto` (CUDA when available).
 pub fn parse_device(name: &str) -> Result<Device> {
     match name {

@@ -1,0 +1,415 @@
+//! `listen` and `check-mic` end to end: the real binaries on generated recordings, and (with a
+//! virtual microphone) on audio played into a live input device.
+//!
+//! The microphone tests need PulseAudio and the `virtual-mic` script of ../shared/AUDIO.md.
+//! They run when `SPOKEN_DIGITS_VIRTUAL_MIC` names that script (`.ci/run` sets it); each test
+//! starts its own private instance (its own server and socket), so tests run in parallel
+//! without hearing each other. Without the variable they print a loud SKIPPED notice and pass,
+//! so `cargo test` works on a machine without PulseAudio; set
+//! `SPOKEN_DIGITS_VIRTUAL_MIC=../shared/audio/virtual-mic` to run them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const LISTEN: &str = env!("CARGO_BIN_EXE_listen");
+const CHECK_MIC: &str = env!("CARGO_BIN_EXE_check-mic");
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("spoken-digits-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The hold-out recording of `digit` (one per digit, never trained on).
+fn holdout(digit: u8) -> PathBuf {
+    let dir = root().join("free-spoken-digit-dataset/inference_audio");
+    let prefix = format!("{digit}_");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/setup first", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(&prefix))
+        .collect();
+    names.sort();
+    names.into_iter().next().unwrap_or_else(|| panic!("no hold-out recording of {digit}; run scripts/setup"))
+}
+
+/// The ten hold-out digits in three groups: short pauses inside a group, long ones between.
+const GROUPS: [&[u8]; 3] = [&[4, 1, 5, 9], &[0, 2], &[7, 3, 8, 6]];
+
+fn expected() -> Vec<String> {
+    GROUPS.iter().map(|g| g.iter().map(|d| d.to_string()).collect()).collect()
+}
+
+/// Mono samples at `rate`: 0.5 s lead-in, 0.4 s pauses in a group, 1.6 s between groups.
+fn sequence_samples(rate: u32) -> Vec<f32> {
+    let silence = |s: f64| vec![0.0f32; (s * f64::from(rate)) as usize];
+    let mut x = silence(0.5);
+    for (g, group) in GROUPS.iter().enumerate() {
+        if g > 0 {
+            x.extend(silence(1.6));
+        }
+        for (i, &d) in group.iter().enumerate() {
+            if i > 0 {
+                x.extend(silence(0.4));
+            }
+            x.extend(spoken_digits::audio::load(&holdout(d), rate, 10.0).unwrap());
+        }
+    }
+    x.extend(silence(1.2));
+    x
+}
+
+fn sequence_wav(dir: &Path, rate: u32) -> PathBuf {
+    let path = dir.join(format!("sequence-{rate}.wav"));
+    spoken_digits::audio::write_wav(&path, &sequence_samples(rate), rate).unwrap();
+    path
+}
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"))).collect()
+}
+
+fn sequences(rows: &[serde_json::Value]) -> Vec<String> {
+    rows.iter().filter_map(|r| r["sequence"].as_str().map(String::from)).collect()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Checks every utterance row: fields present, digit right, times in order.
+fn check_utterances(rows: &[serde_json::Value]) {
+    let utterances: Vec<_> = rows.iter().filter(|r| r.get("sequence").is_none()).collect();
+    let digits: Vec<u64> = GROUPS.iter().flat_map(|g| g.iter().map(|&d| u64::from(d))).collect();
+    assert_eq!(utterances.len(), digits.len(), "{rows:?}");
+    let mut last_end = 0.0;
+    for (row, digit) in utterances.iter().zip(digits) {
+        assert_eq!(row["digit"].as_u64(), Some(digit), "{row}");
+        let c = row["confidence"].as_f64().unwrap();
+        assert!((0.5..=1.0).contains(&c), "{row}");
+        let (start, end) = (row["start_s"].as_f64().unwrap(), row["end_s"].as_f64().unwrap());
+        assert!(last_end <= start && start < end && end - start < 1.3, "{row}");
+        last_end = end;
+        assert!(row["latency_ms"].as_f64().unwrap() >= 0.0, "{row}");
+    }
+}
+
+#[test]
+fn listen_reads_a_wav_through_the_streaming_pipeline() {
+    let dir = temp_dir("listen-wav");
+    let wav = sequence_wav(&dir, 8000);
+    let out = Command::new(LISTEN)
+        .args(["--input", wav.to_str().unwrap(), "--no-realtime", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows = json_lines(&text(&out.stdout));
+    assert_eq!(sequences(&rows), expected(), "{rows:?}");
+    check_utterances(&rows);
+    // The summary names the real-time factor.
+    assert!(text(&out.stderr).contains("real-time factor"), "{}", text(&out.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn listen_reads_raw_pcm_from_stdin_at_another_rate() {
+    // 16 kHz s16le through stdin: the resampler path, and the text format.
+    let bytes: Vec<u8> = sequence_samples(16_000)
+        .iter()
+        .flat_map(|&s| ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes())
+        .collect();
+    let mut child = Command::new(LISTEN)
+        .args(["--input", "-", "--rate", "16000", "--no-realtime", "--vad", "earshot"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &bytes));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    // Sequence lines are the bare digits; utterance lines are indented.
+    let seqs: Vec<&str> = stdout.lines().filter(|l| !l.starts_with(' ')).collect();
+    assert_eq!(seqs, expected(), "{stdout}");
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("  ")).count(), 10, "{stdout}");
+}
+
+#[test]
+fn listen_reports_bad_input_clearly() {
+    let out = Command::new(LISTEN).args(["--input", "/nonexistent/x.wav"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("/nonexistent/x.wav") && !err.contains("panicked"), "{err}");
+    let out = Command::new(LISTEN).args(["--input", "-", "--push-to-talk"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "push-to-talk needs the microphone");
+    let out =
+        Command::new(LISTEN).args(["--input", "-", "--gap", "0.1"]).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("gap"), "{}", text(&out.stderr));
+}
+
+// ---- with a virtual microphone ----------------------------------------------------------------
+
+/// A private PulseAudio server whose default input records what is played into it.
+struct VirtualMic {
+    script: PathBuf,
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl VirtualMic {
+    /// Starts one, or returns None (after saying so loudly) when the tests are not enabled.
+    fn start(name: &str) -> Option<VirtualMic> {
+        let Some(script) = std::env::var_os("SPOKEN_DIGITS_VIRTUAL_MIC") else {
+            eprintln!(
+                "\n*** SKIPPED {name}: no virtual microphone. Set SPOKEN_DIGITS_VIRTUAL_MIC to the \
+                 virtual-mic script (../shared/audio/virtual-mic; needs pulseaudio, see .ci/run) to run \
+                 the live microphone tests. ***\n"
+            );
+            return None;
+        };
+        let script = std::fs::canonicalize(&script)
+            .unwrap_or_else(|e| panic!("SPOKEN_DIGITS_VIRTUAL_MIC={}: {e}", Path::new(&script).display()));
+        let dir = temp_dir(&format!("vmic-{name}"));
+        // stderr to a file: the daemon inherits it, and a pipe would never close.
+        let log = std::fs::File::create(dir.join("start.log")).unwrap();
+        let out =
+            Command::new(&script).arg("start").env("VIRTUAL_MIC_DIR", &dir).stderr(log).output().unwrap();
+        let log = std::fs::read_to_string(dir.join("start.log")).unwrap_or_default();
+        assert!(out.status.success(), "virtual-mic start failed: {log}");
+        // "export XDG_RUNTIME_DIR=... PULSE_SERVER=..."
+        let line = text(&out.stdout);
+        let env: Vec<(String, String)> = line
+            .trim()
+            .trim_start_matches("export ")
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect();
+        assert!(
+            env.iter().any(|(k, _)| k == "PULSE_SERVER"),
+            "unexpected output of virtual-mic start: {line}"
+        );
+        Some(VirtualMic { script, dir, env })
+    }
+
+    fn command(&self, bin: &str) -> Command {
+        let mut c = Command::new(bin);
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
+        c
+    }
+
+    /// Plays a file into the microphone, in real time; returns when it has been played.
+    fn play(&self, wav: &Path) {
+        let status = Command::new(&self.script)
+            .args([Path::new("play"), wav])
+            .env("VIRTUAL_MIC_DIR", &self.dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "virtual-mic play failed");
+    }
+
+    fn stop(&self) {
+        let _ = Command::new(&self.script).arg("stop").env("VIRTUAL_MIC_DIR", &self.dir).status();
+    }
+}
+
+impl Drop for VirtualMic {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A running `listen` whose stderr is watched for the "listening" line.
+struct Running {
+    child: Child,
+    stderr: mpsc::Receiver<String>,
+    stderr_lines: Vec<String>,
+}
+
+impl Running {
+    fn spawn(mut cmd: Command) -> Running {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, stderr: rx, stderr_lines: vec![] }
+    }
+
+    /// Waits for a stderr line containing `needle`.
+    fn wait_for(&mut self, needle: &str, timeout: Duration) {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(100)) {
+                let hit = line.contains(needle);
+                self.stderr_lines.push(line);
+                if hit {
+                    return;
+                }
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("exited ({status}) before '{needle}': {:?}", self.drain());
+            }
+        }
+        panic!("no '{needle}' within {timeout:?}: {:?}", self.drain());
+    }
+
+    fn drain(&mut self) -> Vec<String> {
+        while let Ok(l) = self.stderr.recv_timeout(Duration::from_millis(200)) {
+            self.stderr_lines.push(l);
+        }
+        self.stderr_lines.clone()
+    }
+
+    /// Ctrl-C, then the output.
+    fn interrupt(mut self) -> (Output, Vec<String>) {
+        // SAFETY: signalling our own child by its pid.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGINT);
+        }
+        let out = self.wait(Duration::from_secs(10));
+        let lines = self.drain();
+        (out, lines)
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Output {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut stdout = String::new();
+                std::io::Read::read_to_string(self.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+                return Output { status, stdout: stdout.into_bytes(), stderr: vec![] };
+            }
+            if Instant::now() > end {
+                let _ = self.child.kill();
+                panic!("still running after {timeout:?}: {:?}", self.drain());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn listen_hears_ten_digits_played_into_the_microphone() {
+    let Some(mic) = VirtualMic::start("listen") else { return };
+    let dir = temp_dir("listen-mic");
+    let wav = sequence_wav(&dir, 8000);
+    // Two listeners on the same microphone: one with the configuration `listen` picks (the
+    // device's own rate, mono), the other forced to 48 kHz stereo as much hardware insists on;
+    // both mix and resample in the worker.
+    let mut direct = Running::spawn({
+        let mut c = mic.command(LISTEN);
+        c.args(["--format", "json"]);
+        c
+    });
+    let mut resampled = Running::spawn({
+        let mut c = mic.command(LISTEN);
+        c.args(["--format", "json", "--capture-rate", "48000", "--capture-channels", "2"]);
+        c
+    });
+    direct.wait_for("listening on", Duration::from_secs(10));
+    resampled.wait_for("listening on", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    mic.play(&wav);
+    // The last sequence ends one gap (1 s) after the last digit; the file's tail covers most.
+    std::thread::sleep(Duration::from_millis(800));
+    for (name, run) in [("default capture", direct), ("48 kHz stereo", resampled)] {
+        let (out, stderr) = run.interrupt();
+        assert!(out.status.success(), "{name}: {stderr:?}");
+        let rows = json_lines(&text(&out.stdout));
+        assert_eq!(sequences(&rows), expected(), "{name}: {rows:?} {stderr:?}");
+        check_utterances(&rows);
+        assert!(!stderr.iter().any(|l| l.contains("dropped")), "{name}: {stderr:?}");
+    }
+    // The same file through --input prints the same digits.
+    let out =
+        Command::new(LISTEN).args(["--input", wav.to_str().unwrap(), "--format", "json"]).output().unwrap();
+    assert_eq!(sequences(&json_lines(&text(&out.stdout))), expected());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn check_mic_finds_the_virtual_input_and_hears_a_tone() {
+    let Some(mic) = VirtualMic::start("check") else { return };
+    let out = mic.command(CHECK_MIC).arg("--no-record").output().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("host ALSA") && stdout.contains("*["), "{stdout}");
+    assert!(!text(&out.stderr).contains("ALSA lib"), "ALSA noise leaked: {}", text(&out.stderr));
+
+    let dir = temp_dir("check-mic");
+    let tone: Vec<f32> =
+        (0..4 * 8000).map(|i| 0.5 * (i as f32 * 2.0 * std::f32::consts::PI * 440.0 / 8000.0).sin()).collect();
+    let wav = dir.join("tone.wav");
+    spoken_digits::audio::write_wav(&wav, &tone, 8000).unwrap();
+    let child = mic
+        .command(CHECK_MIC)
+        .args(["--seconds", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    mic.play(&wav);
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("verdict: works"), "{stdout}");
+    // A 0.5 sine: RMS -9.0 dBFS, peak -6.0 dBFS.
+    assert!(stdout.contains("RMS -9.0 dBFS"), "{stdout}");
+
+    // Nothing played: exact zeros, which is not a usable microphone.
+    let out = mic.command(CHECK_MIC).args(["--seconds", "1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("verdict: silent"), "{}", text(&out.stdout));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn without_an_audio_server_both_fail_clearly() {
+    // Needs the same setup as the other microphone tests: ALSA's default routed to PulseAudio.
+    let Some(_mic) = VirtualMic::start("noserver") else { return };
+    let dir = temp_dir("noserver");
+    let nowhere =
+        [("PULSE_SERVER", "unix:/nonexistent/pulse/native"), ("XDG_RUNTIME_DIR", dir.to_str().unwrap())];
+    let out = Command::new(CHECK_MIC).envs(nowhere).output().unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("verdict: no device") && stdout.contains("PULSE_SERVER"), "{stdout}");
+    let out = Command::new(LISTEN).envs(nowhere).output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("error:") && err.contains("PULSE_SERVER") && !err.contains("panicked"), "{err}");
+    assert!(out.stdout.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn listen_exits_with_an_error_when_the_microphone_goes_away() {
+    let Some(mic) = VirtualMic::start("lost") else { return };
+    let mut run = Running::spawn(mic.command(LISTEN));
+    run.wait_for("listening on", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    mic.stop();
+    let out = run.wait(Duration::from_secs(10));
+    let stderr = run.drain().join("\n");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error:") && !stderr.contains("panicked"), "{stderr}");
+}

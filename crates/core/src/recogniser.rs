@@ -1,0 +1,138 @@
+//! Hands-free recognition of a live stream: the [`Segmenter`] cuts utterances, each is
+//! classified the moment its end is detected, and sequences are reported after a pause.
+//!
+//! The front end is built from the model's own [`crate::model::ModelConfig`], so the stream
+//! goes through exactly the features the model was trained on.
+
+use crate::model::Classifier;
+use crate::predict::{Prediction, to_prediction};
+use crate::stream::{Segment, Segmenter, SegmenterConfig};
+use crate::{Error, Mfcc, Result};
+use std::time::Instant;
+
+/// One classified utterance.
+#[derive(Debug, Clone)]
+pub struct HeardDigit {
+    /// The digit, or `None` when the model was less sure than `min_confidence`.
+    pub digit: Option<u8>,
+    pub prediction: Prediction,
+    /// Onset and end of speech, seconds since the stream began.
+    pub start_s: f64,
+    pub end_s: f64,
+    /// When the audio that completed the end detection reached the recogniser; the printed
+    /// latency is measured from here.
+    pub detected: Instant,
+}
+
+impl HeardDigit {
+    /// The digit as printed: `0`-`9`, or `?` below the confidence threshold.
+    pub fn symbol(&self) -> char {
+        self.digit.map_or('?', |d| char::from(b'0' + d))
+    }
+}
+
+/// What the recogniser reports.
+#[derive(Debug, Clone)]
+pub enum Heard {
+    Digit(HeardDigit),
+    /// A pause ended the sequence: its digits in order (`?` for unsure ones).
+    Sequence(String),
+}
+
+/// Segmenter, front end and model together. Holds one planned [`Mfcc`] and reuses it.
+pub struct Recogniser<'m> {
+    model: &'m Classifier,
+    mfcc: Mfcc,
+    segmenter: Segmenter,
+    min_confidence: f32,
+    sequence: String,
+    segments: Vec<Segment>,
+}
+
+impl<'m> Recogniser<'m> {
+    /// `stream` cuts the audio; utterances under `min_confidence` are reported as `?`.
+    pub fn new(model: &'m Classifier, stream: &SegmenterConfig, min_confidence: f32) -> Result<Self> {
+        if !(0.0..=1.0).contains(&min_confidence) {
+            return Err(Error::Config(format!("min-confidence {min_confidence} is outside 0..=1")));
+        }
+        let features = &model.config().features;
+        Ok(Recogniser {
+            model,
+            mfcc: Mfcc::new(features)?,
+            segmenter: Segmenter::new(stream, features.sample_rate)?,
+            min_confidence,
+            sequence: String::new(),
+            segments: Vec::new(),
+        })
+    }
+
+    /// The rate samples must be pushed at (the model's front end rate).
+    pub fn sample_rate(&self) -> u32 {
+        self.model.config().features.sample_rate
+    }
+
+    /// Utterances less sure than this are reported as `?`.
+    pub fn min_confidence(&self) -> f32 {
+        self.min_confidence
+    }
+
+    /// Seconds of audio processed so far.
+    pub fn seconds(&self) -> f64 {
+        self.segmenter.seconds()
+    }
+
+    /// Feeds mono samples at [`Recogniser::sample_rate`] that arrived at `arrived`.
+    pub fn push(&mut self, samples: &[f32], arrived: Instant, out: &mut Vec<Heard>) -> Result<()> {
+        let mut segments = std::mem::take(&mut self.segments);
+        self.segmenter.push(samples, &mut segments);
+        let result = self.report(&mut segments, arrived, out);
+        self.segments = segments;
+        result
+    }
+
+    /// Ends the stream: the utterance in progress and the open sequence are reported.
+    pub fn finish(&mut self, out: &mut Vec<Heard>) -> Result<()> {
+        let mut segments = std::mem::take(&mut self.segments);
+        self.segmenter.finish(&mut segments);
+        let result = self.report(&mut segments, Instant::now(), out);
+        self.segments = segments;
+        result
+    }
+
+    fn report(&mut self, segments: &mut Vec<Segment>, arrived: Instant, out: &mut Vec<Heard>) -> Result<()> {
+        for segment in segments.drain(..) {
+            match segment {
+                Segment::Utterance(u) => {
+                    let prediction = self.classify(&u.samples)?;
+                    let digit = (prediction.confidence >= self.min_confidence).then_some(prediction.digit);
+                    let heard = HeardDigit {
+                        digit,
+                        prediction,
+                        start_s: u.start_s,
+                        end_s: u.end_s,
+                        detected: arrived,
+                    };
+                    self.sequence.push(heard.symbol());
+                    out.push(Heard::Digit(heard));
+                }
+                Segment::SequenceEnd => {
+                    if !self.sequence.is_empty() {
+                        out.push(Heard::Sequence(std::mem::take(&mut self.sequence)));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Classifies one clip at the front end's rate (padded or truncated to the clip length).
+    pub fn classify(&mut self, samples: &[f32]) -> Result<Prediction> {
+        let features = self.mfcc.compute(samples);
+        let probs = self.model.probabilities(&features, 1)?;
+        probs
+            .into_iter()
+            .next()
+            .map(to_prediction)
+            .ok_or_else(|| Error::Config("the model returned nothing".into()))
+    }
+}
