@@ -13,8 +13,18 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>> {
         return Ok(samples.to_vec());
     }
     let err = |e: &dyn std::fmt::Display| Error::Resample(format!("{from} Hz -> {to} Hz: {e}"));
-    let mut resampler =
-        Fft::<f32>::new(from as usize, to as usize, 1024, 1, FixedSync::Both).map_err(|e| err(&e))?;
+    // One FFT per 4096-sample chunk (no sub-chunks), for a cutoff close to the new Nyquist:
+    // see StreamResampler::new for what rubato's default sub-chunking does to 3-4 kHz.
+    let mut resampler = Fft::<f32>::new_custom(
+        from as usize,
+        to as usize,
+        4096,
+        1,
+        1,
+        WindowFunction::BlackmanHarris2,
+        FixedSync::Both,
+    )
+    .map_err(|e| err(&e))?;
     let input = InterleavedSlice::new(samples, 1, samples.len()).map_err(|e| err(&e))?;
     let out = resampler.process_all(&input, samples.len(), None).map_err(|e| err(&e))?;
     Ok(out.take_data())
@@ -198,6 +208,18 @@ fn mix_into(channels: usize, partial: &mut Vec<f32>, mut interleaved: &[f32], ou
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_3_to_4_khz_band_survives_48k_to_8k() {
+        let rms = |x: &[f32]| (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32).sqrt();
+        for hz in [3000.0f32, 3600.0] {
+            let input: Vec<f32> =
+                (0..48_000).map(|i| (std::f32::consts::TAU * hz * i as f32 / 48_000.0).sin() * 0.5).collect();
+            let out = resample(&input, 48_000, 8_000).unwrap();
+            let ratio = rms(&out[500..7500]) / rms(&input[3000..45_000]);
+            assert!(ratio > 0.9, "{hz} Hz kept only {ratio:.2} of its level");
+        }
+    }
 
     #[test]
     fn sine_survives_48k_to_8k_aligned_within_a_sample() {

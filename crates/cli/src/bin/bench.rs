@@ -40,6 +40,9 @@ enum What {
         /// Validation examples evaluated after each epoch.
         #[arg(long)]
         val: usize,
+        /// libtorch CPU threads (as `train --torch-threads`).
+        #[arg(long, default_value_t = 1)]
+        torch_threads: usize,
     },
 }
 
@@ -47,7 +50,8 @@ fn main() -> ExitCode {
     run(|| {
         match Args::parse().what {
             What::Frontend { data, repeat } => frontend(data, repeat)?,
-            What::TrainCompute { recipe, examples, val } => {
+            What::TrainCompute { recipe, examples, val, torch_threads } => {
+                spoken_digits::model::set_threads(torch_threads);
                 let cfg = TrainConfig::recipe(recipe);
                 let seconds = train::compute_only(&cfg, examples, val, Device::Cpu)?;
                 println!("{}", serde_json::json!({"train_compute_s": seconds, "epochs": cfg.epochs}));

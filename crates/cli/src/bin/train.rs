@@ -103,6 +103,10 @@ struct Args {
     /// Worker threads for reading and featurising audio.
     #[arg(long, default_value_t = default_threads())]
     threads: usize,
+    /// libtorch CPU threads. One leaves the other core to the augmentation worker; libtorch's
+    /// spinning thread pool slows down several-fold when it must share cores.
+    #[arg(long, default_value_t = 1)]
+    torch_threads: usize,
     /// Replace an existing model even when it scored better on the same split.
     #[arg(long)]
     force: bool,
@@ -163,6 +167,7 @@ fn train_main(args: Args) -> anyhow::Result<ExitCode> {
     let data = args.data.clone().unwrap_or_else(|| default_path(DEFAULT_RECORDINGS));
     let holdout_path = args.holdout.clone().unwrap_or_else(|| default_path(DEFAULT_HOLDOUT));
     let device = model::parse_device(&args.device)?;
+    model::set_threads(args.torch_threads);
     let loso = args.split == "loso";
     let mut cfg = config(&args)?;
     if !loso {
