@@ -104,7 +104,7 @@ impl TrainConfig {
         match recipe {
             Recipe::Original => TrainConfig::default(),
             Recipe::Robust => TrainConfig {
-                epochs: 15,
+                epochs: 30,
                 augmented_copies: 1,
                 augment: AugmentConfig {
                     speed: (0.85, 1.15),
@@ -115,7 +115,9 @@ impl TrainConfig {
                     ..AugmentConfig::default()
                 },
                 arch: Arch::Compact,
-                features: FeatureConfig::robust(),
+                // Trimming without per-utterance normalisation: on the hardest unseen speaker
+                // (george) normalising cost 7 points (69% vs 76%), trimming gained 6.
+                features: FeatureConfig { trim_db: Some(40.0), ..FeatureConfig::default() },
                 schedule: Schedule::Cosine,
                 weight_decay: 1e-3,
                 ..TrainConfig::default()

@@ -44,7 +44,7 @@ struct Args {
     /// Seed for the split, initialisation, shuffling and augmentation.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Epochs [recipe: original 10, robust 15].
+    /// Epochs [recipe: original 10, robust 30].
     #[arg(long)]
     epochs: Option<usize>,
     /// Batch size [recipe: 64].
@@ -94,7 +94,7 @@ struct Args {
     /// 0 disables [recipe: original off, robust 40].
     #[arg(long)]
     trim_db: Option<f32>,
-    /// Per-utterance feature normalisation [recipe: original false, robust true].
+    /// Per-utterance feature normalisation [recipe: false].
     #[arg(long)]
     normalize: Option<bool>,
     /// cpu, cuda, cuda:N or auto (CUDA when this libtorch has it).
