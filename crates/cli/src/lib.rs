@@ -30,7 +30,8 @@ pub const ROOT_VAR: &str = "SPOKEN_DIGITS_ROOT";
 pub static BUILT_IN_WEIGHTS: &[u8] =
     include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/digits.safetensors"));
 /// The shipped model's config (`models/digits.json`), compiled in with its weights.
-pub static BUILT_IN_CONFIG: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/digits.json"));
+pub static BUILT_IN_CONFIG: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/digits.json"));
 /// How the built-in model is named in messages.
 pub const BUILT_IN_NAME: &str = "the built-in model (models/digits.safetensors at build time)";
 
@@ -62,7 +63,10 @@ pub fn load_model(explicit: Option<&Path>, device: Device) -> anyhow::Result<(Cl
         None => {
             let p = default_path(DEFAULT_MODEL);
             if !p.is_file() {
-                tracing::info!("{DEFAULT_MODEL} not found here or in {}: using {BUILT_IN_NAME}", repository().display());
+                tracing::info!(
+                    "{DEFAULT_MODEL} not found here or in {}: using {BUILT_IN_NAME}",
+                    repository().display()
+                );
                 let origin = Path::new("<built-in model>");
                 let config = ModelConfig::parse(BUILT_IN_CONFIG, origin)?;
                 let model = Classifier::from_bytes(BUILT_IN_WEIGHTS, config, device, origin)

@@ -89,7 +89,8 @@ impl Analysis {
 pub fn analyze_file(path: &Path, model: &Classifier, max_seconds: f64) -> Result<Analysis> {
     let config = &model.config().features;
     let samples = audio::load(path, config.sample_rate, max_seconds)?;
-    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let name =
+        path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
     let mut analysis = Analysis::new(name, samples, config)?;
     analysis.probabilities = model.probabilities(&analysis.mfcc, 1)?.first().copied();
     tracing::debug!(file = %path.display(), segment = ?analysis.segment, "analysed");
@@ -153,7 +154,8 @@ mod tests {
         // Frame in the middle of the tone: the loudest bin is 1 kHz = bin 32.
         let t = 47;
         let column: Vec<f32> = (0..s.n_bins).map(|k| s.db[k * s.n_frames + t]).collect();
-        let peak = column.iter().enumerate().fold((0, f32::MIN), |b, (k, &v)| if v > b.1 { (k, v) } else { b });
+        let peak =
+            column.iter().enumerate().fold((0, f32::MIN), |b, (k, &v)| if v > b.1 { (k, v) } else { b });
         assert_eq!(peak.0, 32);
     }
 

@@ -241,7 +241,8 @@ impl Classifier {
     /// embedded in a binary); `origin` names them in errors.
     pub fn from_bytes(bytes: &[u8], config: ModelConfig, device: Device, origin: &Path) -> Result<Self> {
         let model = Classifier::new(config, device)?;
-        let unreadable = |e: &dyn std::fmt::Display| Error::model(origin, format!("not a readable safetensors file: {e}"));
+        let unreadable =
+            |e: &dyn std::fmt::Display| Error::model(origin, format!("not a readable safetensors file: {e}"));
         let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| unreadable(&e))?;
         let tensors = file
             .tensors()

@@ -128,7 +128,8 @@ pub fn confusion(path: &Path, scores: &Scores, title: &str) -> Result<()> {
             }
         }
         // A frame around the grid.
-        chart.draw_series(std::iter::once(Rectangle::new([(-0.5, -0.5), (top, top)], GREY.stroke_width(1))))?;
+        chart
+            .draw_series(std::iter::once(Rectangle::new([(-0.5, -0.5), (top, top)], GREY.stroke_width(1))))?;
         Ok(())
     })
 }
@@ -148,7 +149,17 @@ pub fn curves(path: &Path, history: &[EpochStats], best_epoch: usize) -> Result<
             history.iter().map(|s| [(s.epoch as f64, s.train_loss), (s.epoch as f64, s.val_loss)]).collect();
         let fmt = |v: &f64| format!("{v:.2}");
         let legend = SeriesLabelPosition::UpperRight;
-        panel(&left, "Loss (cross-entropy)", epochs.clone(), 0.0..loss_top, &loss, best_epoch, "loss", &fmt, legend)?;
+        panel(
+            &left,
+            "Loss (cross-entropy)",
+            epochs.clone(),
+            0.0..loss_top,
+            &loss,
+            best_epoch,
+            "loss",
+            &fmt,
+            legend,
+        )?;
 
         let min_acc = history.iter().flat_map(|s| [s.train_accuracy, s.val_accuracy]).fold(1.0f64, f64::min);
         // Room below the lowest accuracy for the legend, bottom right, where rising curves are not.
@@ -229,11 +240,11 @@ pub fn speakers(path: &Path, report: &LosoReport) -> Result<()> {
     render(path, SPEAKERS_SIZE, |root| {
         let n = report.folds.len().max(1);
         let names: Vec<&str> = report.folds.iter().map(|f| f.speaker.as_str()).collect();
-        let title = format!(
-            "Accuracy on each unseen speaker (mean {:.1}%, lowest {:.1}%)",
-            100.0 * report.mean_accuracy,
-            100.0 * report.min_accuracy
-        );
+        let lowest = report.folds.iter().map(|f| f.accuracy).fold(f64::INFINITY, f64::min);
+        let lowest =
+            if lowest.is_finite() { format!(", lowest {:.1}%", 100.0 * lowest) } else { String::new() };
+        let title =
+            format!("Accuracy on each unseen speaker (mean {:.1}%{lowest})", 100.0 * report.mean_accuracy);
         let mut chart = ChartBuilder::on(root)
             .caption(title, (FONT, 22))
             .margin(20)
@@ -256,18 +267,30 @@ pub fn speakers(path: &Path, report: &LosoReport) -> Result<()> {
             .light_line_style(WHITE)
             .bold_line_style(RGBColor(225, 225, 225))
             .draw()?;
+        // The mean first, so the bars hide it and the labels stay on top.
+        let mean = 100.0 * report.mean_accuracy;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(-0.5, mean), (n as f64 - 0.5, mean)],
+                VAL.stroke_width(2),
+            )))?
+            .label(format!("mean {mean:.1}%"))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], VAL.stroke_width(2)));
         for (i, f) in report.folds.iter().enumerate() {
             let (x, acc) = (i as f64, 100.0 * f.accuracy);
-            chart.draw_series(std::iter::once(Rectangle::new([(x - 0.32, 0.0), (x + 0.32, acc)], TRAIN.filled())))?;
-            let style = TextStyle::from((FONT, 16).into_font()).color(&TEXT).pos(Pos::new(HPos::Center, VPos::Bottom));
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x - 0.32, 0.0), (x + 0.32, acc)],
+                TRAIN.filled(),
+            )))?;
+        }
+        for (i, f) in report.folds.iter().enumerate() {
+            let (x, acc) = (i as f64, 100.0 * f.accuracy);
+            let style = TextStyle::from((FONT, 16).into_font())
+                .color(&TEXT)
+                .pos(Pos::new(HPos::Center, VPos::Bottom));
             let label = format!("{acc:.1}% ({}/{})", f.correct, f.total);
             chart.draw_series(std::iter::once(Text::new(label, (x, acc + 1.0), style)))?;
         }
-        let mean = 100.0 * report.mean_accuracy;
-        chart
-            .draw_series(std::iter::once(PathElement::new(vec![(-0.5, mean), (n as f64 - 0.5, mean)], VAL.stroke_width(2))))?
-            .label(format!("mean {mean:.1}%"))
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], VAL.stroke_width(2)));
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::LowerRight)
@@ -330,14 +353,15 @@ fn waveform(area: &Area<'_>, a: &Analysis) -> DrawResult {
         .x_labels(12)
         .y_labels(5)
         .x_label_formatter(&|v| format!("{v:.2}"))
-        .y_label_formatter(&|v| format!("{v:.2}"))
+        .y_label_formatter(&|v| format!("{:.2}", if v.abs() < 5e-3 { 0.0 } else { *v }))
         .label_style((FONT, 14))
         .axis_desc_style((FONT, 15))
         .light_line_style(WHITE)
         .bold_line_style(RGBColor(230, 230, 230))
         .draw()?;
     let (s0, s1) = (a.segment.start as f64 / rate, a.segment.end as f64 / rate);
-    let segment_label = if a.trimmed { "speech segment (what trim keeps)" } else { "speech segment (energy, 40 dB)" };
+    let segment_label =
+        if a.trimmed { "speech segment (what trim keeps)" } else { "speech segment (energy, 40 dB)" };
     chart
         .draw_series(std::iter::once(Rectangle::new([(s0, -peak), (s1, peak)], GOOD.mix(0.15).filled())))?
         .label(segment_label)
@@ -356,8 +380,13 @@ fn waveform(area: &Area<'_>, a: &Analysis) -> DrawResult {
     chart.draw_series(envelope)?;
     let end = a.samples.len() as f64 / rate;
     if end < seconds {
-        let style = TextStyle::from((FONT, 14).into_font()).color(&GREY).pos(Pos::new(HPos::Left, VPos::Center));
-        chart.draw_series(std::iter::once(Text::new("  (end of recording: zero padding)", (end, 0.0), style)))?;
+        let style =
+            TextStyle::from((FONT, 14).into_font()).color(&GREY).pos(Pos::new(HPos::Left, VPos::Center));
+        chart.draw_series(std::iter::once(Text::new(
+            "  (end of recording: zero padding)",
+            (end, 0.0),
+            style,
+        )))?;
     }
     let (w0, w1) = (a.window.start as f64 / rate, a.window.end.max(a.window.start + 1) as f64 / rate);
     let y = peak * 0.93;
@@ -416,7 +445,10 @@ fn spectrogram(area: &Area<'_>, a: &Analysis) -> DrawResult {
     chart.draw_series(cells)?;
     for b in [a.segment.start, a.segment.end] {
         let x = b as f64 / rate;
-        chart.draw_series(std::iter::once(PathElement::new(vec![(x, 0.0), (x, nyquist)], GOOD.stroke_width(2))))?;
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(x, 0.0), (x, nyquist)],
+            GOOD.stroke_width(2),
+        )))?;
     }
     colour_bar(&bar, lo, hi, "dB", magma)
 }
@@ -455,11 +487,18 @@ fn mfcc_map(area: &Area<'_>, a: &Analysis) -> DrawResult {
         let (lo, hi) = if normalised { (glo, ghi) } else { range(row) };
         row.iter().enumerate().map(move |(t, &v)| {
             let (x, y) = (t as f64, c as f64);
-            Rectangle::new([(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)], viridis((v - lo) / (hi - lo).max(1e-6)).filled())
+            Rectangle::new(
+                [(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)],
+                viridis((v - lo) / (hi - lo).max(1e-6)).filled(),
+            )
         })
     });
     chart.draw_series(cells)?;
-    if normalised { colour_bar(&bar, glo, ghi, "z", viridis) } else { colour_bar(&bar, 0.0, 1.0, "within each row", viridis) }
+    if normalised {
+        colour_bar(&bar, glo, ghi, "z", viridis)
+    } else {
+        colour_bar(&bar, 0.0, 1.0, "within each row", viridis)
+    }
 }
 
 fn probabilities(area: &Area<'_>, p: Option<&[f32; NUM_CLASSES]>) -> DrawResult {
@@ -492,9 +531,14 @@ fn probabilities(area: &Area<'_>, p: Option<&[f32; NUM_CLASSES]>) -> DrawResult 
     for (d, &v) in p.iter().enumerate() {
         let (x, v) = (d as f64, 100.0 * f64::from(v));
         let colour = if d == usize::from(best) { VAL } else { TRAIN };
-        chart.draw_series(std::iter::once(Rectangle::new([(x - 0.38, 0.0), (x + 0.38, v)], colour.filled())))?;
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(x - 0.38, 0.0), (x + 0.38, v)],
+            colour.filled(),
+        )))?;
         if v >= 0.5 {
-            let style = TextStyle::from((FONT, 13).into_font()).color(&TEXT).pos(Pos::new(HPos::Center, VPos::Bottom));
+            let style = TextStyle::from((FONT, 13).into_font())
+                .color(&TEXT)
+                .pos(Pos::new(HPos::Center, VPos::Bottom));
             chart.draw_series(std::iter::once(Text::new(format!("{v:.0}"), (x, v + 1.5), style)))?;
         }
     }
@@ -531,7 +575,11 @@ fn colour_bar(area: &Area<'_>, lo: f32, hi: f32, unit: &str, map: fn(f32) -> RGB
 }
 
 /// Draws into an RGB buffer with `draw`, then writes it to `path` as PNG, atomically.
-fn render(path: &Path, (width, height): (u32, u32), draw: impl FnOnce(&Area<'_>) -> DrawResult) -> Result<()> {
+fn render(
+    path: &Path,
+    (width, height): (u32, u32),
+    draw: impl FnOnce(&Area<'_>) -> DrawResult,
+) -> Result<()> {
     register_font();
     let mut buffer = vec![255u8; width as usize * height as usize * 3];
     {
@@ -589,7 +637,10 @@ fn range(values: &[f32]) -> (f32, f32) {
 
 /// White to dark blue, for shares of a row (0..1).
 fn blues(share: f64) -> RGBColor {
-    interpolate(&[(247, 251, 255), (198, 219, 239), (107, 174, 214), (33, 113, 181), (8, 48, 107)], share as f32)
+    interpolate(
+        &[(247, 251, 255), (198, 219, 239), (107, 174, 214), (33, 113, 181), (8, 48, 107)],
+        share as f32,
+    )
 }
 
 /// matplotlib's viridis, sampled at 9 points.
@@ -647,7 +698,10 @@ mod tests {
     #[test]
     fn png_paths_sit_beside_the_metrics() {
         assert_eq!(png_path(Path::new("m/x.metrics.json"), "curves"), Path::new("m/x.curves.png"));
-        assert_eq!(png_path(Path::new("loso-original.metrics.json"), "speakers"), Path::new("loso-original.speakers.png"));
+        assert_eq!(
+            png_path(Path::new("loso-original.metrics.json"), "speakers"),
+            Path::new("loso-original.speakers.png")
+        );
     }
 
     #[test]

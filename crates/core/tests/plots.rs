@@ -40,8 +40,10 @@ fn training_report_gives_confusion_and_curves_of_the_right_size() {
     assert_eq!(png_size(&written[0]), plot::CONFUSION_SIZE);
     assert_eq!(png_size(&written[1]), plot::CURVES_SIZE);
     // Atomic writes leave no temp file.
-    let names: Vec<String> =
-        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
 }
 
@@ -56,7 +58,8 @@ fn loso_report_gives_a_speaker_chart_and_pooled_confusion() {
         seconds: 1.0,
     };
     let folds = vec![fold("george", 470), fold("jackson", 455), fold("lucas", 430), fold("theo", 488)];
-    let pairs = (0..1843u32).map(|i| ((i % 10) as u8, if i % 13 == 0 { ((i + 3) % 10) as u8 } else { (i % 10) as u8 }));
+    let pairs = (0..1843u32)
+        .map(|i| ((i % 10) as u8, if i % 13 == 0 { ((i + 3) % 10) as u8 } else { (i % 10) as u8 }));
     let accuracies: Vec<f64> = folds.iter().map(|f| f.accuracy).collect();
     let report = LosoReport {
         config: TrainConfig::recipe(Recipe::Original),
@@ -69,7 +72,10 @@ fn loso_report_gives_a_speaker_chart_and_pooled_confusion() {
     };
     let dir = out_dir("loso");
     let written = plot::loso_plots(&report, &dir.join("loso-original.metrics.json")).unwrap();
-    assert_eq!(written, vec![dir.join("loso-original.speakers.png"), dir.join("loso-original.confusion.png")]);
+    assert_eq!(
+        written,
+        vec![dir.join("loso-original.speakers.png"), dir.join("loso-original.confusion.png")]
+    );
     assert_eq!(png_size(&written[0]), plot::SPEAKERS_SIZE);
     assert_eq!(png_size(&written[1]), plot::CONFUSION_SIZE);
 }

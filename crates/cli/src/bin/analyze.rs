@@ -65,9 +65,10 @@ fn analyze_main(args: Args) -> anyhow::Result<ExitCode> {
         });
         match drawn {
             Ok(a) => {
-                let heard = a.probabilities.map(|p| argmax(&p)).map_or_else(String::new, |(digit, confidence)| {
-                    format!("{ok}{digit}{ok:#} {:>5.1}%", 100.0 * confidence)
-                });
+                let heard =
+                    a.probabilities.map(|p| argmax(&p)).map_or_else(String::new, |(digit, confidence)| {
+                        format!("{ok}{digit}{ok:#} {:>5.1}%", 100.0 * confidence)
+                    });
                 anstream::println!(
                     "{}  {heard}  speech {:.2}-{:.2} s  {note}-> {}{note:#}",
                     wav.display(),

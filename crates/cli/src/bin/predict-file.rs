@@ -5,7 +5,9 @@ use spoken_digits::audio::DEFAULT_MAX_SECONDS;
 use spoken_digits::dataset::label_from_name;
 use spoken_digits::model;
 use spoken_digits::predict::{Prediction, predict_files};
-use spoken_digits_cli::{DEFAULT_INFERENCE_DIR, Verbosity, default_path, default_threads, load_model, paint, run};
+use spoken_digits_cli::{
+    DEFAULT_INFERENCE_DIR, Verbosity, default_path, default_threads, load_model, paint, run,
+};
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};

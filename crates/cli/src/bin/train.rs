@@ -5,11 +5,11 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use spoken_digits::dataset::{self, Recording};
 use spoken_digits::model::{self, Arch};
-use spoken_digits::train::{self, Recipe, Schedule, TrainConfig};
 use spoken_digits::plot;
+use spoken_digits::train::{self, Recipe, Schedule, TrainConfig};
 use spoken_digits_cli::{
-    DEFAULT_HOLDOUT, DEFAULT_MODEL, DEFAULT_RECORDINGS, EpochBars, Verbosity, default_path, default_threads, paint,
-    run, warn,
+    DEFAULT_HOLDOUT, DEFAULT_MODEL, DEFAULT_RECORDINGS, EpochBars, Verbosity, default_path, default_threads,
+    paint, run, warn,
 };
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -235,10 +235,18 @@ fn train_main(args: Args) -> anyhow::Result<ExitCode> {
     });
 
     let s = paint::STRONG;
-    anstream::println!("\n{s}test set ({} split), best validation epoch {}:{s:#}", cfg.split, report.best_epoch);
+    anstream::println!(
+        "\n{s}test set ({} split), best validation epoch {}:{s:#}",
+        cfg.split,
+        report.best_epoch
+    );
     print!("{}", report.test);
     let n = paint::NOTE;
-    anstream::println!("\n{n}wrote {} (+ .json config, .metrics.json) in {:.1} s{n:#}", target.display(), report.seconds);
+    anstream::println!(
+        "\n{n}wrote {} (+ .json config, .metrics.json) in {:.1} s{n:#}",
+        target.display(),
+        report.seconds
+    );
     for p in &pictures {
         anstream::println!("{n}wrote {}{n:#}", p.display());
     }
@@ -276,7 +284,12 @@ fn run_loso(
     for f in &report.folds {
         println!("{:<10} {:>8.1}% {:>5}/{}", f.speaker, 100.0 * f.accuracy, f.correct, f.total);
     }
-    println!("{:<10} {:>8.1}%  (lowest {:.1}%)", "mean", 100.0 * report.mean_accuracy, 100.0 * report.min_accuracy);
+    println!(
+        "{:<10} {:>8.1}%  (lowest {:.1}%)",
+        "mean",
+        100.0 * report.mean_accuracy,
+        100.0 * report.min_accuracy
+    );
     let n = paint::NOTE;
     anstream::println!("\n{n}wrote {} in {:.0} s{n:#}", out.display(), report.seconds);
     for p in &pictures {
