@@ -1,6 +1,6 @@
 //! The pictures: each is a PNG of its documented pixel size, drawn from a real training report
 //! (the shipped model's metrics), a synthetic leave-one-speaker-out report, and a synthetic
-//! recording. Set `SPOKEN_DIGITS_KEEP_PLOTS=<dir>` to keep them for a look.
+//! recording. Set `SPOKEN_DIGITS_KEEP_PLOTS=<dir>` to keep them (one sub-folder per test) for a look.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use spoken_digits::analysis::Analysis;
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 fn out_dir(name: &str) -> PathBuf {
     let dir = match std::env::var_os("SPOKEN_DIGITS_KEEP_PLOTS") {
-        Some(d) => PathBuf::from(d),
+        Some(d) => PathBuf::from(d).join(name),
         None => std::env::temp_dir().join(format!("spoken-digits-plots-{name}-{}", std::process::id())),
     };
     std::fs::create_dir_all(&dir).unwrap();
