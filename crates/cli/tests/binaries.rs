@@ -56,6 +56,7 @@ fn stdout(o: &Output) -> String {
 const PREDICT: &str = env!("CARGO_BIN_EXE_predict-file");
 const TRAIN: &str = env!("CARGO_BIN_EXE_train");
 const ANALYZE: &str = env!("CARGO_BIN_EXE_analyze");
+const EVALUATE: &str = env!("CARGO_BIN_EXE_evaluate");
 
 /// FSDD's official test split (index 0-4) as links in a temp folder.
 fn official_test_dir() -> PathBuf {
@@ -303,7 +304,7 @@ fn quiet_and_verbose_are_accepted_everywhere_and_rust_log_is_honoured() {
     );
     let logged = Command::new(PREDICT).arg(f).env("RUST_LOG", "debug").output().unwrap();
     assert!(String::from_utf8_lossy(&logged.stderr).contains("DEBUG"));
-    for bin in [PREDICT, TRAIN, ANALYZE] {
+    for bin in [PREDICT, TRAIN, ANALYZE, EVALUATE] {
         let help = stdout(&run(bin, &["--help"], &root()));
         assert!(help.contains("--quiet") && help.contains("--verbose"), "{bin}: {help}");
         assert_eq!(run(bin, &["-q", "-v", "x"], &root()).status.code(), Some(2), "{bin}: -q and -v together");
