@@ -1,13 +1,17 @@
-//! Glue shared by the binaries: default paths, error reporting and exit codes, progress bars.
-//! The work itself lives in the `spoken-digits` crate; [`mic`] and [`live`] hold the audio
-//! device and the live loop that `listen` and `check-mic` share.
+//! Glue shared by the binaries: default paths and the built-in model, `-q`/`-v` and logging,
+//! colours, error reporting and exit codes, progress bars. The work itself lives in the
+//! `spoken-digits` crate; [`mic`] and [`live`] hold the audio device and the live loop that
+//! `listen` and `check-mic` share.
 
 pub mod live;
 pub mod mic;
 
+use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use spoken_digits::Device;
+use spoken_digits::model::{Classifier, ModelConfig};
 use spoken_digits::train::{EpochStats, FoldResult, Progress};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Where the shipped model lives, relative to the repository root.
@@ -19,15 +23,121 @@ pub const DEFAULT_RECORDINGS: &str = "free-spoken-digit-dataset/recordings";
 /// The hold-out manifest.
 pub const DEFAULT_HOLDOUT: &str = "free-spoken-digit-dataset/holdout.txt";
 
+/// Names the repository the defaults are found in, instead of the one the binary was built from.
+pub const ROOT_VAR: &str = "SPOKEN_DIGITS_ROOT";
+
+/// The shipped model's weights, compiled in so an installed binary works without the repository.
+pub static BUILT_IN_WEIGHTS: &[u8] =
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/digits.safetensors"));
+/// The shipped model's config (`models/digits.json`), compiled in with its weights.
+pub static BUILT_IN_CONFIG: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/digits.json"));
+/// How the built-in model is named in messages.
+pub const BUILT_IN_NAME: &str = "the built-in model (models/digits.safetensors at build time)";
+
+/// The repository the defaults are relative to: `$SPOKEN_DIGITS_ROOT`, else the one these
+/// binaries were built from.
+pub fn repository() -> PathBuf {
+    match std::env::var_os(ROOT_VAR) {
+        Some(root) => PathBuf::from(root),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."),
+    }
+}
+
 /// A default path: relative to the current folder when it exists there, else relative to the
-/// repository these binaries were built from (so `cargo run` works from any sub-folder).
+/// [`repository`] (so `cargo run` works from any sub-folder).
 pub fn default_path(relative: &str) -> PathBuf {
     let here = PathBuf::from(relative);
     if here.exists() {
         return here;
     }
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(relative);
+    let repo = repository().join(relative);
     if repo.exists() { repo } else { here }
+}
+
+/// Loads `--model`, or by default the shipped model: `models/digits.safetensors` when found
+/// ([`default_path`]), else the copy compiled into the binary. Returns the model and its name.
+pub fn load_model(explicit: Option<&Path>, device: Device) -> anyhow::Result<(Classifier, String)> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let p = default_path(DEFAULT_MODEL);
+            if !p.is_file() {
+                tracing::info!(
+                    "{DEFAULT_MODEL} not found here or in {}: using {BUILT_IN_NAME}",
+                    repository().display()
+                );
+                let origin = Path::new("<built-in model>");
+                let config = ModelConfig::parse(BUILT_IN_CONFIG, origin)?;
+                let model = Classifier::from_bytes(BUILT_IN_WEIGHTS, config, device, origin)
+                    .context("loading the built-in model")?;
+                return Ok((model, BUILT_IN_NAME.to_string()));
+            }
+            p
+        }
+    };
+    let model = Classifier::load(&path, device).context("loading the model")?;
+    tracing::info!("model: {}", path.display());
+    Ok((model, path.display().to_string()))
+}
+
+/// `-q`/`--quiet` and `-v`/`--verbose`, the same on every binary.
+#[derive(clap::Args, Debug, Clone, Copy, Default)]
+pub struct Verbosity {
+    /// Print only the results: no progress, summaries or notes (errors still go to stderr).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Log what happens to stderr: -v info, -vv debug, -vvv trace. RUST_LOG (e.g.
+    /// RUST_LOG=spoken_digits=debug) overrides this.
+    #[arg(long, short, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+}
+
+impl Verbosity {
+    /// Sets up logging to stderr: the level from `-q`/`-v`, unless `RUST_LOG` is set; coloured
+    /// only when stderr is a terminal and `NO_COLOR` is not set.
+    pub fn init_logging(&self) {
+        let level = match (self.quiet, self.verbose) {
+            (true, _) => "error",
+            (false, 0) => "warn",
+            (false, 1) => "info",
+            (false, 2) => "debug",
+            _ => "trace",
+        };
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        let ansi = anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never;
+        // A second call (tests) keeps the first subscriber.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .with_target(false)
+            .without_time()
+            .try_init();
+    }
+}
+
+/// Styles for human output. Print them with `anstream`'s `println!`/`stdout()`, which drops the
+/// colours when the stream is not a terminal or `NO_COLOR` is set.
+pub mod paint {
+    use anstyle::{AnsiColor, Style};
+    /// A right answer.
+    pub const OK: Style = AnsiColor::Green.on_default();
+    /// A wrong answer, or an error.
+    pub const BAD: Style = AnsiColor::Red.on_default().bold();
+    /// A warning.
+    pub const WARN: Style = AnsiColor::Yellow.on_default().bold();
+    /// Headings and the numbers that matter.
+    pub const STRONG: Style = Style::new().bold();
+    /// Side notes, such as the files written.
+    pub const NOTE: Style = Style::new().dimmed();
+}
+
+/// Prints `warning: <message>` to stderr (yellow on a terminal).
+pub fn warn(message: impl std::fmt::Display) {
+    let w = paint::WARN;
+    anstream::eprintln!("{w}warning:{w:#} {message}");
 }
 
 /// Runs a binary's body: errors print as `error: <cause chain>` (no backtrace) and exit 1.
@@ -35,7 +145,8 @@ pub fn run(body: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
     match body() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let b = paint::BAD;
+            anstream::eprintln!("{b}error:{b:#} {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -31,7 +31,22 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 fn run(bin: &str, args: &[&str], cwd: &Path) -> Output {
-    Command::new(bin).args(args).current_dir(cwd).output().unwrap()
+    Command::new(bin)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR_FORCE")
+        .output()
+        .unwrap()
+}
+
+/// Width and height from a PNG's IHDR chunk, after checking the signature.
+fn png_size(path: &Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(bytes.len() > 1000, "{} is only {} bytes", path.display(), bytes.len());
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{} is not a PNG", path.display());
+    let be = |i: usize| u32::from_be_bytes(bytes[i..i + 4].try_into().unwrap());
+    (be(16), be(20))
 }
 
 fn stdout(o: &Output) -> String {
@@ -40,6 +55,8 @@ fn stdout(o: &Output) -> String {
 
 const PREDICT: &str = env!("CARGO_BIN_EXE_predict-file");
 const TRAIN: &str = env!("CARGO_BIN_EXE_train");
+const ANALYZE: &str = env!("CARGO_BIN_EXE_analyze");
+const EVALUATE: &str = env!("CARGO_BIN_EXE_evaluate");
 
 /// FSDD's official test split (index 0-4) as links in a temp folder.
 fn official_test_dir() -> PathBuf {
@@ -137,8 +154,10 @@ fn default_recipe_trains_above_97_percent_and_writes_everything() {
     assert_eq!(metrics["history"].as_array().unwrap().len(), 10);
     assert_eq!(metrics["test"]["confusion"].as_array().unwrap().len(), 10);
     assert!(dir.join("m.json").is_file());
-    // Only the three files: no temp file left behind.
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 3);
+    assert_eq!(png_size(&dir.join("m.confusion.png")), spoken_digits::plot::CONFUSION_SIZE);
+    assert_eq!(png_size(&dir.join("m.curves.png")), spoken_digits::plot::CURVES_SIZE);
+    // Only the five files: no temp file left behind.
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 5);
     // The new model predicts through the other binary.
     let pred = run(PREDICT, &["--model", model.to_str().unwrap(), "--quiet"], &root());
     assert!(pred.status.success());
@@ -223,5 +242,111 @@ fn ctrl_c_during_training_saves_the_best_weights_marked_interrupted() {
     assert_eq!(metrics["interrupted"], serde_json::Value::Bool(true));
     assert!(metrics["best_epoch"].as_u64().unwrap() >= 1);
     assert!(model.is_file() && dir.join("m.json").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn analyze_draws_one_picture_per_file_and_reports_bad_ones() {
+    let dir = temp_dir("analyze");
+    let good = recordings().join("7_jackson_3.wav");
+    std::fs::write(dir.join("junk.wav"), b"not a wav").unwrap();
+    let out_dir = dir.join("pictures");
+    let out = run(
+        ANALYZE,
+        &[
+            good.to_str().unwrap(),
+            dir.join("junk.wav").to_str().unwrap(),
+            "--out-dir",
+            out_dir.to_str().unwrap(),
+        ],
+        &root(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].contains("7_jackson_3.wav  7 ") && lines[0].contains("7_jackson_3.analysis.png"),
+        "{text}"
+    );
+    assert!(lines[1].contains("junk.wav") && lines[1].contains("error:"), "{text}");
+    assert!(!text.contains('\x1b'), "colour codes in piped output: {text:?}");
+    assert_eq!(png_size(&out_dir.join("7_jackson_3.analysis.png")), spoken_digits::plot::ANALYSIS_SIZE);
+    assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn colours_only_on_request_and_never_with_no_color() {
+    let file = recordings().join("3_theo_0.wav");
+    let args = [file.to_str().unwrap()];
+    let forced =
+        Command::new(PREDICT).args(args).env("CLICOLOR_FORCE", "1").env_remove("NO_COLOR").output().unwrap();
+    assert!(stdout(&forced).contains("\x1b[32mok"), "{:?}", stdout(&forced));
+    let plain =
+        Command::new(PREDICT).args(args).env("CLICOLOR_FORCE", "1").env("NO_COLOR", "1").output().unwrap();
+    assert!(plain.status.success());
+    assert!(!stdout(&plain).contains('\x1b') && stdout(&plain).contains("  ok"), "{:?}", stdout(&plain));
+}
+
+#[test]
+fn quiet_and_verbose_are_accepted_everywhere_and_rust_log_is_honoured() {
+    let file = recordings().join("3_theo_0.wav");
+    let f = file.to_str().unwrap();
+    let quiet = run(PREDICT, &["-q", f], &root());
+    assert!(quiet.status.success());
+    assert_eq!(stdout(&quiet).lines().count(), 1, "{}", stdout(&quiet));
+    let verbose = run(PREDICT, &["-v", f], &root());
+    assert!(
+        String::from_utf8_lossy(&verbose.stderr).contains("INFO"),
+        "{}",
+        String::from_utf8_lossy(&verbose.stderr)
+    );
+    let logged = Command::new(PREDICT).arg(f).env("RUST_LOG", "debug").output().unwrap();
+    assert!(String::from_utf8_lossy(&logged.stderr).contains("DEBUG"));
+    for bin in [PREDICT, TRAIN, ANALYZE, EVALUATE] {
+        let help = stdout(&run(bin, &["--help"], &root()));
+        assert!(help.contains("--quiet") && help.contains("--verbose"), "{bin}: {help}");
+        assert_eq!(run(bin, &["-q", "-v", "x"], &root()).status.code(), Some(2), "{bin}: -q and -v together");
+    }
+}
+
+#[test]
+fn installed_binary_uses_the_built_in_model_without_the_repository() {
+    // A copy of the binary in a folder with no models/, and the repository it was built from
+    // hidden: the default model must come from inside the binary, and predict as the file does.
+    let dir = temp_dir("installed");
+    let bin = dir.join("predict-file");
+    std::fs::copy(PREDICT, &bin).unwrap();
+    let wav = dir.join("9_lucas_2.wav");
+    std::fs::copy(recordings().join("9_lucas_2.wav"), &wav).unwrap();
+    let out = Command::new(&bin)
+        .args(["--format", "json", "-v", "9_lucas_2.wav"])
+        .current_dir(&dir)
+        .env("SPOKEN_DIGITS_ROOT", &dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("built-in model"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let from_file = run(
+        PREDICT,
+        &[
+            "--format",
+            "json",
+            "--model",
+            root().join("models/digits.safetensors").to_str().unwrap(),
+            wav.to_str().unwrap(),
+        ],
+        &root(),
+    );
+    let probs = |o: &Output| {
+        let v: serde_json::Value = serde_json::from_str(stdout(o).trim()).unwrap();
+        v["probabilities"].clone()
+    };
+    assert_eq!(probs(&out), probs(&from_file));
     std::fs::remove_dir_all(&dir).unwrap();
 }

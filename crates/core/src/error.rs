@@ -21,6 +21,8 @@ pub enum Error {
     Config(String),
     #[error("resampling failed: {0}")]
     Resample(String),
+    #[error("plotting: {0}")]
+    Plot(String),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
     #[error("json: {0}")]

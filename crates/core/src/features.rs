@@ -287,18 +287,24 @@ fn normalize(row: &mut [f32]) {
 /// The part of `samples` from the first to the last 16 ms block whose energy is within `db` of
 /// the loudest block, widened by one block (16 ms) on each side.
 pub fn trim(samples: &[f32], sample_rate: u32, db: f32) -> &[f32] {
+    samples.get(speech_segment(samples, sample_rate, db)).unwrap_or(samples)
+}
+
+/// The sample range [`trim`] keeps: the detected speech segment. All of `samples` when it is
+/// silent.
+pub fn speech_segment(samples: &[f32], sample_rate: u32, db: f32) -> std::ops::Range<usize> {
     let block = (sample_rate as usize / 62).max(1);
     let energies: Vec<f32> = samples.chunks(block).map(|b| b.iter().map(|s| s * s).sum::<f32>()).collect();
     let max = energies.iter().copied().fold(0.0f32, f32::max);
     if max <= 0.0 {
-        return samples;
+        return 0..samples.len();
     }
     let floor = max * 10f32.powf(-db / 10.0);
     let first = energies.iter().position(|&e| e >= floor).unwrap_or(0);
     let last = energies.iter().rposition(|&e| e >= floor).unwrap_or(energies.len());
     let start = first.saturating_sub(1) * block;
     let end = ((last + 2) * block).min(samples.len());
-    samples.get(start..end).unwrap_or(samples)
+    if start < end { start..end } else { 0..samples.len() }
 }
 
 fn hz_to_mel(hz: f64) -> f64 {

@@ -5,6 +5,7 @@
 //! live microphone alike (cut into utterances by [`stream`] and [`vad`]), and its configuration
 //! travels with the weights ([`model::ModelConfig`]).
 
+pub mod analysis;
 pub mod atomic;
 pub mod audio;
 pub mod augment;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod features;
 pub mod metrics;
 pub mod model;
+pub mod plot;
 pub mod predict;
 pub mod recogniser;
 pub mod resample;

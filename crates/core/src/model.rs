@@ -61,6 +61,14 @@ impl Default for ModelConfig {
     }
 }
 
+impl ModelConfig {
+    /// Reads a config from its JSON text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Self> {
+        serde_json::from_str(text)
+            .map_err(|e| Error::model(origin, format!("not a model config this version understands: {e}")))
+    }
+}
+
 /// The config file that belongs to a weights file: `x.safetensors` -> `x.json`.
 pub fn config_path(weights: &Path) -> PathBuf {
     weights.with_extension("json")
@@ -219,16 +227,30 @@ impl Classifier {
         let cfg_path = config_path(path);
         let config = if cfg_path.is_file() {
             let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
-            serde_json::from_str(&text).map_err(|e| {
-                Error::model(&cfg_path, format!("not a model config this version understands: {e}"))
-            })?
+            ModelConfig::parse(&text, &cfg_path)?
         } else {
             ModelConfig::default()
         };
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let model = Classifier::from_bytes(&bytes, config, device, path)?;
+        tracing::debug!(path = %path.display(), arch = ?model.config.arch, "loaded model");
+        Ok(model)
+    }
+
+    /// Builds the model for `config` from the bytes of a safetensors file (such as weights
+    /// embedded in a binary); `origin` names them in errors.
+    pub fn from_bytes(bytes: &[u8], config: ModelConfig, device: Device, origin: &Path) -> Result<Self> {
         let model = Classifier::new(config, device)?;
-        let tensors = Tensor::read_safetensors(path)
-            .map_err(|e| Error::model(path, format!("not a readable safetensors file: {e}")))?;
-        model.copy_from(path, tensors)?;
+        let unreadable =
+            |e: &dyn std::fmt::Display| Error::model(origin, format!("not a readable safetensors file: {e}"));
+        let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| unreadable(&e))?;
+        let tensors = file
+            .tensors()
+            .into_iter()
+            .map(|(name, view)| Tensor::try_from(view).map(|t| (name, t)))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| unreadable(&e))?;
+        model.copy_from(origin, tensors)?;
         Ok(model)
     }
 

@@ -435,6 +435,15 @@ pub fn train(
                 seconds: t0.elapsed().as_secs_f64(),
             };
             progress.epoch_end(&stats);
+            tracing::info!(
+                epoch,
+                train_loss = stats.train_loss,
+                train_accuracy = stats.train_accuracy,
+                val_loss,
+                val_accuracy,
+                seconds = stats.seconds,
+                "epoch finished"
+            );
             let better = best.as_ref().is_none_or(|(acc, loss, _, _)| {
                 val_accuracy > *acc || (val_accuracy == *acc && val_loss < *loss)
             });
@@ -532,6 +541,7 @@ pub fn loso(
         pairs.extend(report.test.confusion.iter().enumerate().flat_map(|(t, row)| {
             row.iter().enumerate().flat_map(move |(p, &n)| std::iter::repeat_n((t as u8, p as u8), n))
         }));
+        tracing::info!(speaker = %speaker, accuracy = report.test.accuracy, "fold finished");
         let fold = FoldResult {
             speaker: speaker.clone(),
             correct: report.test.correct,

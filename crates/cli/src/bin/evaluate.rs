@@ -1,12 +1,11 @@
 //! `evaluate`: a model's accuracy on a test split of FSDD, clean or with white noise added.
 
-use anyhow::Context;
 use clap::Parser;
 use spoken_digits::dataset::{self, Split};
-use spoken_digits::model::{self, Classifier};
+use spoken_digits::model;
 use spoken_digits::predict;
 use spoken_digits_cli::{
-    DEFAULT_HOLDOUT, DEFAULT_MODEL, DEFAULT_RECORDINGS, default_path, default_threads, run,
+    DEFAULT_HOLDOUT, DEFAULT_RECORDINGS, Verbosity, default_path, default_threads, load_model, paint, run,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,7 +17,8 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
-    /// Model weights (.safetensors) [default: the shipped model].
+    /// Model weights (.safetensors) [default: models/digits.safetensors, else the copy built into
+    /// this binary].
     #[arg(long, short, value_name = "FILE")]
     model: Option<PathBuf>,
     /// Folder of FSDD recordings.
@@ -42,13 +42,15 @@ struct Args {
     /// Print the scores as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    verbosity: Verbosity,
 }
 
 fn main() -> ExitCode {
+    let args = Args::parse();
+    args.verbosity.init_logging();
     run(|| {
-        let args = Args::parse();
-        let model_path = args.model.clone().unwrap_or_else(|| default_path(DEFAULT_MODEL));
-        let model = Classifier::load(&model_path, spoken_digits::Device::Cpu).context("loading the model")?;
+        let (model, model_name) = load_model(args.model.as_deref(), spoken_digits::Device::Cpu)?;
         model::set_threads(1);
         let holdout =
             dataset::read_holdout(&args.holdout.clone().unwrap_or_else(|| default_path(DEFAULT_HOLDOUT)))?;
@@ -60,7 +62,10 @@ fn main() -> ExitCode {
             println!("{}", serde_json::to_string_pretty(&scores)?);
         } else {
             let noise = args.noise_snr.map(|s| format!(", white noise at {s} dB SNR")).unwrap_or_default();
-            println!("{} on the {} test set{noise}:", model_path.display(), args.split);
+            if !args.verbosity.quiet {
+                let s = paint::STRONG;
+                anstream::println!("{s}{model_name} on the {} test set{noise}:{s:#}", args.split);
+            }
             print!("{scores}");
         }
         Ok(ExitCode::SUCCESS)

@@ -1,12 +1,13 @@
 //! `predict-file`: predicts the spoken digit of wav files and folders of wav files.
 
-use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use spoken_digits::audio::DEFAULT_MAX_SECONDS;
 use spoken_digits::dataset::label_from_name;
-use spoken_digits::model::{self, Classifier};
+use spoken_digits::model;
 use spoken_digits::predict::{Prediction, predict_files};
-use spoken_digits_cli::{DEFAULT_INFERENCE_DIR, DEFAULT_MODEL, default_path, default_threads, run};
+use spoken_digits_cli::{
+    DEFAULT_INFERENCE_DIR, Verbosity, default_path, default_threads, load_model, paint, run,
+};
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -33,7 +34,8 @@ struct Args {
     /// Wav files and/or folders [default: free-spoken-digit-dataset/inference_audio].
     #[arg(value_name = "PATH")]
     paths: Vec<PathBuf>,
-    /// Model weights (.safetensors; its .json config is read from beside it).
+    /// Model weights (.safetensors; its .json config is read from beside it)
+    /// [default: models/digits.safetensors, else the copy built into this binary].
     #[arg(long, short, value_name = "FILE")]
     model: Option<PathBuf>,
     /// Output format.
@@ -48,19 +50,20 @@ struct Args {
     /// Worker threads for reading and featurising audio.
     #[arg(long, default_value_t = default_threads())]
     threads: usize,
-    /// No summary line.
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    verbosity: Verbosity,
 }
 
 fn main() -> ExitCode {
-    run(|| predict_main(Args::parse()))
+    let args = Args::parse();
+    args.verbosity.init_logging();
+    run(|| predict_main(args))
 }
 
 fn predict_main(args: Args) -> anyhow::Result<ExitCode> {
-    let model_path = args.model.clone().unwrap_or_else(|| default_path(DEFAULT_MODEL));
     let device = model::parse_device(&args.device)?;
-    let model = Classifier::load(&model_path, device).context("loading the model")?;
+    let (model, _) = load_model(args.model.as_deref(), device)?;
+    let quiet = args.verbosity.quiet;
     let inputs =
         if args.paths.is_empty() { vec![default_path(DEFAULT_INFERENCE_DIR)] } else { args.paths.clone() };
 
@@ -70,9 +73,11 @@ fn predict_main(args: Args) -> anyhow::Result<ExitCode> {
     for input in &inputs {
         collect_wavs(input, true, &mut files, &mut failures, &mut HashSet::new());
     }
+    tracing::info!("{} file(s) to predict", files.len());
     let results = predict_files(&model, &files, args.max_seconds, args.threads)?;
 
-    let mut out = std::io::stdout().lock();
+    // Colours only when stdout is a terminal and NO_COLOR is not set.
+    let mut out = anstream::stdout().lock();
     let mut scored = (0usize, 0usize);
     if args.format == Format::Csv {
         writeln!(
@@ -100,28 +105,29 @@ fn predict_main(args: Args) -> anyhow::Result<ExitCode> {
         }
         write_row(&mut out, args.format, width, path, &result)?;
     }
-    if !args.quiet && args.format == Format::Table {
+    if !quiet && args.format == Format::Table {
         if scored.1 > 0 {
+            let s = paint::STRONG;
             writeln!(
                 out,
-                "accuracy on labelled files: {}/{} ({:.1}%)",
+                "accuracy on labelled files: {s}{}/{} ({:.1}%){s:#}",
                 scored.0,
                 scored.1,
                 100.0 * scored.0 as f64 / scored.1 as f64
             )?;
         }
         if failed > 0 {
-            writeln!(out, "{failed} file(s) could not be used")?;
+            let b = paint::BAD;
+            writeln!(out, "{b}{failed} file(s) could not be used{b:#}")?;
         }
     }
     if files.is_empty() && failures.is_empty() {
-        eprintln!(
-            "error: no .wav files found in {}",
+        anyhow::bail!(
+            "no .wav files found in {}",
             inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         );
-        return Ok(ExitCode::FAILURE);
     }
-    if !args.quiet && args.format != Format::Table && scored.1 > 0 {
+    if !quiet && args.format != Format::Table && scored.1 > 0 {
         eprintln!("accuracy on labelled files: {}/{}", scored.0, scored.1);
     }
     Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
@@ -179,14 +185,18 @@ fn write_row(
     let file = path.display().to_string();
     match (format, result) {
         (Format::Table, Ok(p)) => {
+            let (ok, bad) = (paint::OK, paint::BAD);
             let mark = match label_from_name(path) {
-                Some(l) if l == p.digit => "  ok",
-                Some(l) => &format!("  WRONG (expected {l})"),
-                None => "",
+                Some(l) if l == p.digit => format!("  {ok}ok{ok:#}"),
+                Some(l) => format!("  {bad}WRONG{bad:#} (expected {l})"),
+                None => String::new(),
             };
             writeln!(out, "{file:<width$}  {}  {:>5.1}%{mark}", p.digit, 100.0 * p.confidence)
         }
-        (Format::Table, Err(e)) => writeln!(out, "{file:<width$}  error: {e}"),
+        (Format::Table, Err(e)) => {
+            let bad = paint::BAD;
+            writeln!(out, "{file:<width$}  {bad}error:{bad:#} {e}")
+        }
         (Format::Json, Ok(p)) => writeln!(
             out,
             "{}",

@@ -5,9 +5,11 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use spoken_digits::dataset::{self, Recording};
 use spoken_digits::model::{self, Arch};
+use spoken_digits::plot;
 use spoken_digits::train::{self, Recipe, Schedule, TrainConfig};
 use spoken_digits_cli::{
-    DEFAULT_HOLDOUT, DEFAULT_MODEL, DEFAULT_RECORDINGS, EpochBars, default_path, default_threads, run,
+    DEFAULT_HOLDOUT, DEFAULT_MODEL, DEFAULT_RECORDINGS, EpochBars, Verbosity, default_path, default_threads,
+    paint, run, warn,
 };
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,7 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// training set (shift, gain, noise; each p = 0.5), Adam lr 1e-3, batch 64, 10 epochs, best
 /// validation weights kept. `--recipe robust` is the shipped model's recipe for unseen voices.
 /// Every flag below overrides the recipe. Writes OUT (.safetensors), its config (.json) and
-/// metrics (.metrics.json); `--split loso` writes only the metrics.
+/// metrics (.metrics.json), and beside them two pictures: the confusion matrix (.confusion.png)
+/// and the loss and accuracy curves (.curves.png). `--split loso` writes the metrics, the
+/// accuracy per speaker (.speakers.png) and the pooled confusion matrix.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
@@ -110,9 +114,8 @@ struct Args {
     /// Replace an existing model even when it scored better on the same split.
     #[arg(long)]
     force: bool,
-    /// Print only the final results.
-    #[arg(long, short)]
-    quiet: bool,
+    #[command(flatten)]
+    verbosity: Verbosity,
 }
 
 fn parse_range(s: &str) -> Result<(f32, f32), String> {
@@ -160,7 +163,9 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
 }
 
 fn main() -> ExitCode {
-    run(|| train_main(Args::parse()))
+    let args = Args::parse();
+    args.verbosity.init_logging();
+    run(|| train_main(args))
 }
 
 fn train_main(args: Args) -> anyhow::Result<ExitCode> {
@@ -179,14 +184,15 @@ fn train_main(args: Args) -> anyhow::Result<ExitCode> {
     let scan = dataset::scan(&data, &holdout)
         .with_context(|| format!("reading recordings from {}", data.display()))?;
     if let Some(example) = scan.ignored.first() {
-        eprintln!(
-            "warning: ignored {} file(s) in {} whose names are not <digit>_<speaker>_<index>.wav (e.g. {})",
+        warn(format!(
+            "ignored {} file(s) in {} whose names are not <digit>_<speaker>_<index>.wav (e.g. {})",
             scan.ignored.len(),
             data.display(),
             example.display()
-        );
+        ));
     }
-    if !args.quiet {
+    let quiet = args.verbosity.quiet;
+    if !quiet {
         eprintln!(
             "{} recordings ({} held out), recipe {:?}, split {}, device {:?}",
             scan.recordings.len(),
@@ -209,7 +215,7 @@ fn train_main(args: Args) -> anyhow::Result<ExitCode> {
     })
     .context("installing the Ctrl-C handler")?;
 
-    let mut progress = EpochBars::new(args.quiet);
+    let mut progress = EpochBars::new(quiet);
     if loso {
         return run_loso(&args, &cfg, &scan.recordings, device, &mut progress, &stop);
     }
@@ -222,10 +228,28 @@ fn train_main(args: Args) -> anyhow::Result<ExitCode> {
     let out = args.out.clone().unwrap_or_else(|| default_path(DEFAULT_MODEL));
     let target = choose_output(&out, &report, args.force)?;
     train::save(&model, &report, &target).with_context(|| format!("writing {}", target.display()))?;
+    // The model is safe; a picture that cannot be drawn is only a warning.
+    let pictures = plot::train_plots(&report, &model::metrics_path(&target)).unwrap_or_else(|e| {
+        warn(format!("could not draw the plots: {e}"));
+        vec![]
+    });
 
-    println!("\ntest set ({} split), best validation epoch {}:", cfg.split, report.best_epoch);
+    let s = paint::STRONG;
+    anstream::println!(
+        "\n{s}test set ({} split), best validation epoch {}:{s:#}",
+        cfg.split,
+        report.best_epoch
+    );
     print!("{}", report.test);
-    println!("\nwrote {} (+ .json config, .metrics.json) in {:.1} s", target.display(), report.seconds);
+    let n = paint::NOTE;
+    anstream::println!(
+        "\n{n}wrote {} (+ .json config, .metrics.json) in {:.1} s{n:#}",
+        target.display(),
+        report.seconds
+    );
+    for p in &pictures {
+        anstream::println!("{n}wrote {}{n:#}", p.display());
+    }
     Ok(if report.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
 }
 
@@ -245,8 +269,17 @@ fn run_loso(
         None => default_path("models").join(format!("loso-{recipe}.metrics.json")),
     };
     spoken_digits::atomic::write_json(&out, &report).with_context(|| format!("writing {}", out.display()))?;
+    let pictures = if report.folds.is_empty() {
+        vec![]
+    } else {
+        plot::loso_plots(&report, &out).unwrap_or_else(|e| {
+            warn(format!("could not draw the plots: {e}"));
+            vec![]
+        })
+    };
     let note = if report.interrupted { ", interrupted" } else { "" };
-    println!("\nleave-one-speaker-out ({} folds{note}):", report.folds.len());
+    let s = paint::STRONG;
+    anstream::println!("\n{s}leave-one-speaker-out ({} folds{note}):{s:#}", report.folds.len());
     println!("{:<10} {:>9} {:>9}", "speaker", "accuracy", "correct");
     for f in &report.folds {
         println!("{:<10} {:>8.1}% {:>5}/{}", f.speaker, 100.0 * f.accuracy, f.correct, f.total);
@@ -257,7 +290,11 @@ fn run_loso(
         100.0 * report.mean_accuracy,
         100.0 * report.min_accuracy
     );
-    println!("\nwrote {} in {:.0} s", out.display(), report.seconds);
+    let n = paint::NOTE;
+    anstream::println!("\n{n}wrote {} in {:.0} s{n:#}", out.display(), report.seconds);
+    for p in &pictures {
+        anstream::println!("{n}wrote {}{n:#}", p.display());
+    }
     Ok(if report.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
 }
 
@@ -271,7 +308,7 @@ fn choose_output(out: &Path, report: &train::TrainReport, force: bool) -> anyhow
     let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     if report.interrupted {
         let alt = out.with_file_name(format!("{stem}.interrupted.safetensors"));
-        eprintln!("interrupted run: keeping {} and writing {}", out.display(), alt.display());
+        warn(format!("interrupted run: keeping {} and writing {}", out.display(), alt.display()));
         return Ok(alt);
     }
     let existing = std::fs::read_to_string(model::metrics_path(out))
@@ -282,13 +319,13 @@ fn choose_output(out: &Path, report: &train::TrainReport, force: bool) -> anyhow
         && old.test.accuracy > report.test.accuracy
     {
         let alt = out.with_file_name(format!("{stem}.new.safetensors"));
-        eprintln!(
+        warn(format!(
             "{} scored {:.2}% on this split, better than this run's {:.2}%: keeping it and writing {} (--force replaces it)",
             out.display(),
             100.0 * old.test.accuracy,
             100.0 * report.test.accuracy,
             alt.display()
-        );
+        ));
         return Ok(alt);
     }
     Ok(out.to_path_buf())
