@@ -4,7 +4,7 @@ use clap::Parser;
 use cpal::traits::{DeviceTrait, HostTrait};
 use spoken_digits::FeatureConfig;
 use spoken_digits_cli::mic::{self, DeviceChoice, Request, quietly};
-use spoken_digits_cli::run;
+use spoken_digits_cli::{Verbosity, run};
 use std::collections::BTreeSet;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -27,6 +27,9 @@ struct Args {
     /// Seconds to record.
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
+    /// -q skips the device list and prints only the result.
+    #[command(flatten)]
+    verbosity: Verbosity,
 }
 
 /// `println!` that does not panic when stdout is closed (`check-mic | head`).
@@ -37,7 +40,9 @@ macro_rules! say {
 }
 
 fn main() -> ExitCode {
-    run(|| check_main(Args::parse()))
+    let args = Args::parse();
+    args.verbosity.init_logging();
+    run(|| check_main(args))
 }
 
 /// The verdicts, in the words printed.
@@ -67,7 +72,9 @@ impl Verdict {
 }
 
 fn check_main(args: Args) -> anyhow::Result<ExitCode> {
-    list_devices();
+    if !args.verbosity.quiet {
+        list_devices();
+    }
     let choice = args.device.clone().unwrap_or(DeviceChoice::Default);
     let rate = FeatureConfig::default().sample_rate;
     let opened = mic::find_device(&choice).and_then(|device| {

@@ -8,7 +8,7 @@ use spoken_digits::stream::SegmenterConfig;
 use spoken_digits::vad::VadKind;
 use spoken_digits_cli::live::{self, Feed, Output, OutputFormat, Session};
 use spoken_digits_cli::mic::{self, DeviceChoice, Request};
-use spoken_digits_cli::{DEFAULT_MODEL, default_path, run};
+use spoken_digits_cli::{DEFAULT_MODEL, Verbosity, default_path, run};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -70,13 +70,15 @@ struct Args {
     /// Capture this many channels instead of asking for mono.
     #[arg(long, value_name = "N")]
     capture_channels: Option<u16>,
-    /// No status messages or summary on stderr.
-    #[arg(long, short)]
-    quiet: bool,
+    /// -q: no status messages or summary on stderr; -v: log what happens.
+    #[command(flatten)]
+    verbosity: Verbosity,
 }
 
 fn main() -> ExitCode {
-    run(|| listen_main(Args::parse()))
+    let args = Args::parse();
+    args.verbosity.init_logging();
+    run(|| listen_main(args))
 }
 
 fn listen_main(args: Args) -> anyhow::Result<ExitCode> {
@@ -101,7 +103,7 @@ fn listen_main(args: Args) -> anyhow::Result<ExitCode> {
 
     let out = Output::new(args.format);
     let say = |m: &str| {
-        if !args.quiet {
+        if !args.verbosity.quiet {
             eprintln!("{m}");
         }
     };
@@ -148,7 +150,7 @@ fn listen_main(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut session = Session::new(feed, recogniser, out, stop)?;
     let summary = if args.push_to_talk { session.push_to_talk()? } else { session.hands_free()? };
-    if !args.quiet {
+    if !args.verbosity.quiet {
         eprintln!("{summary}");
     }
     if summary.utterances == 0 && args.input.is_some() && summary.audio_seconds == 0.0 {
