@@ -20,28 +20,7 @@ pub fn featurise_files(
     max_seconds: f64,
     threads: usize,
 ) -> Result<Vec<Result<Vec<f32>>>> {
-    let mfcc = Mfcc::new(config)?;
-    let threads = threads.clamp(1, paths.len().max(1));
-    let per = paths.len().div_ceil(threads).max(1);
-    let mut out = Vec::with_capacity(paths.len());
-    std::thread::scope(|s| {
-        let handles: Vec<_> = paths
-            .chunks(per)
-            .map(|chunk| {
-                let mut mfcc = mfcc.clone();
-                s.spawn(move || {
-                    chunk.iter().map(|p| featurise(p, &mut mfcc, max_seconds)).collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for h in handles {
-            match h.join() {
-                Ok(results) => out.extend(results),
-                Err(_) => out.push(Err(crate::Error::Config("a feature worker panicked".into()))),
-            }
-        }
-    });
-    Ok(out)
+    Mfcc::new(config)?.par_map(paths, threads, |mfcc, _, p| featurise(p, mfcc, max_seconds))
 }
 
 fn featurise(path: &Path, mfcc: &mut Mfcc, max_seconds: f64) -> Result<Vec<f32>> {
@@ -87,33 +66,16 @@ pub fn evaluate(
 ) -> Result<crate::metrics::Scores> {
     use rand::SeedableRng;
     let cfg = &model.config().features;
-    let mfcc = Mfcc::new(cfg)?;
-    let flen = cfg.feature_len();
-    let threads = threads.max(1);
-    let per = recordings.len().div_ceil(threads).max(1);
-    let mut features = vec![0.0f32; recordings.len() * flen];
-    std::thread::scope(|s| -> Result<()> {
-        let mut handles = vec![];
-        for (c, (recs, out)) in recordings.chunks(per).zip(features.chunks_mut(per * flen)).enumerate() {
-            let mut mfcc = mfcc.clone();
-            handles.push(s.spawn(move || -> Result<()> {
-                for (i, r) in recs.iter().enumerate() {
-                    let mut samples = audio::load(&r.path, cfg.sample_rate, audio::DEFAULT_MAX_SECONDS)?;
-                    if let Some(snr) = noise_snr_db {
-                        let file_seed = seed ^ ((c * per + i) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                        let mut rng = rand::rngs::StdRng::seed_from_u64(file_seed);
-                        crate::augment::add_noise(&mut samples, snr, &mut rng);
-                    }
-                    mfcc.compute_into(&samples, &mut out[i * flen..(i + 1) * flen]);
-                }
-                Ok(())
-            }));
+    let maps = Mfcc::new(cfg)?.par_map(recordings, threads, |mfcc, i, r| -> Result<Vec<f32>> {
+        let mut samples = audio::load(&r.path, cfg.sample_rate, audio::DEFAULT_MAX_SECONDS)?;
+        if let Some(snr) = noise_snr_db {
+            let file_seed = seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let mut rng = rand::rngs::StdRng::seed_from_u64(file_seed);
+            crate::augment::add_noise(&mut samples, snr, &mut rng);
         }
-        for h in handles {
-            h.join().map_err(|_| crate::Error::Config("an evaluation worker panicked".into()))??;
-        }
-        Ok(())
+        Ok(mfcc.compute(&samples))
     })?;
+    let features: Vec<f32> = maps.into_iter().collect::<Result<Vec<_>>>()?.concat();
     let probs = model.probabilities(&features, 256)?;
     Ok(crate::metrics::Scores::from_pairs(
         recordings.iter().map(|r| r.digit).zip(probs.iter().map(|p| argmax(p).0)),

@@ -199,37 +199,25 @@ pub fn load_set(
     keep_audio: bool,
     threads: usize,
 ) -> Result<(Vec<f32>, Vec<f32>)> {
-    let mfcc = Mfcc::new(features)?;
-    let (flen, clip) = (features.feature_len(), features.clip_samples);
-    let mut feats = vec![0.0f32; recs.len() * flen];
-    let mut clips = vec![0.0f32; if keep_audio { recs.len() * clip } else { 0 }];
-    let per = recs.len().div_ceil(threads.max(1)).max(1);
-    let clip_chunks: Vec<&mut [f32]> = if keep_audio {
-        clips.chunks_mut(per * clip).collect()
-    } else {
-        (0..recs.len().div_ceil(per)).map(|_| &mut [][..]).collect()
-    };
-    std::thread::scope(|s| -> Result<()> {
-        let mut handles = vec![];
-        for ((recs, feats), clips) in recs.chunks(per).zip(feats.chunks_mut(per * flen)).zip(clip_chunks) {
-            let mut mfcc = mfcc.clone();
-            handles.push(s.spawn(move || -> Result<()> {
-                for (i, r) in recs.iter().enumerate() {
-                    let samples = audio::load(&r.path, features.sample_rate, max_seconds)?;
-                    mfcc.compute_into(&samples, &mut feats[i * flen..(i + 1) * flen]);
-                    if keep_audio {
-                        let n = samples.len().min(clip);
-                        clips[i * clip..i * clip + n].copy_from_slice(&samples[..n]);
-                    }
-                }
-                Ok(())
-            }));
-        }
-        for h in handles {
-            h.join().map_err(|_| Error::Config("a feature worker panicked".into()))??;
-        }
-        Ok(())
-    })?;
+    let clip = features.clip_samples;
+    let per_file =
+        Mfcc::new(features)?.par_map(recs, threads, |mfcc, _, r| -> Result<(Vec<f32>, Vec<f32>)> {
+            let mut samples = audio::load(&r.path, features.sample_rate, max_seconds)?;
+            let feats = mfcc.compute(&samples);
+            if keep_audio {
+                samples.resize(clip, 0.0);
+            } else {
+                samples.clear();
+            }
+            Ok((feats, samples))
+        })?;
+    let mut feats = Vec::with_capacity(recs.len() * features.feature_len());
+    let mut clips = Vec::with_capacity(if keep_audio { recs.len() * clip } else { 0 });
+    for result in per_file {
+        let (f, c) = result?;
+        feats.extend(f);
+        clips.extend(c);
+    }
     Ok((feats, clips))
 }
 
