@@ -1,4 +1,4 @@
-//! Links libtorch (rpath) and embeds the font the plots are labelled with.
+//! Embeds the font the plots are labelled with.
 //!
 //! Plots must render text on a headless machine with no fontconfig, and from a binary installed
 //! anywhere, so the font is compiled in: DejaVu Sans from the system (Debian's
@@ -18,7 +18,6 @@ const CANDIDATES: &[&str] = &[
 ];
 
 fn main() -> Result<(), String> {
-    torch_rpath::emit();
     println!("cargo:rerun-if-env-changed=SPOKEN_DIGITS_FONT");
     let font = match std::env::var_os("SPOKEN_DIGITS_FONT") {
         Some(p) => PathBuf::from(p),

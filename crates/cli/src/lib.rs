@@ -8,8 +8,7 @@ pub mod mic;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use spoken_digits::Device;
-use spoken_digits::model::{Classifier, ModelConfig};
+use spoken_digits::model::{Model, ModelConfig};
 use spoken_digits::train::{EpochStats, FoldResult, Progress};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,7 +56,7 @@ pub fn default_path(relative: &str) -> PathBuf {
 
 /// Loads `--model`, or by default the shipped model: `models/digits.safetensors` when found
 /// ([`default_path`]), else the copy compiled into the binary. Returns the model and its name.
-pub fn load_model(explicit: Option<&Path>, device: Device) -> anyhow::Result<(Classifier, String)> {
+pub fn load_model(explicit: Option<&Path>) -> anyhow::Result<(Model, String)> {
     let path = match explicit {
         Some(p) => p.to_path_buf(),
         None => {
@@ -69,14 +68,14 @@ pub fn load_model(explicit: Option<&Path>, device: Device) -> anyhow::Result<(Cl
                 );
                 let origin = Path::new("<built-in model>");
                 let config = ModelConfig::parse(BUILT_IN_CONFIG, origin)?;
-                let model = Classifier::from_bytes(BUILT_IN_WEIGHTS, config, device, origin)
+                let model = Model::from_bytes(BUILT_IN_WEIGHTS, config, origin)
                     .context("loading the built-in model")?;
                 return Ok((model, BUILT_IN_NAME.to_string()));
             }
             p
         }
     };
-    let model = Classifier::load(&path, device).context("loading the model")?;
+    let model = Model::load(&path).context("loading the model")?;
     tracing::info!("model: {}", path.display());
     Ok((model, path.display().to_string()))
 }

@@ -350,3 +350,23 @@ fn installed_binary_uses_the_built_in_model_without_the_repository() {
     assert_eq!(probs(&out), probs(&from_file));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The shared libraries `ldd` says a binary loads.
+fn loaded_libraries(bin: &str) -> String {
+    let out = Command::new("ldd").arg(bin).output().expect("ldd (libc-bin) runs");
+    assert!(out.status.success(), "ldd {bin}: {}", String::from_utf8_lossy(&out.stderr));
+    stdout(&out)
+}
+
+#[test]
+fn prediction_binaries_do_not_load_libtorch() {
+    // Loading libtorch costs ~0.45 s per process; prediction uses the pure-Rust forward pass.
+    let check_mic = env!("CARGO_BIN_EXE_check-mic");
+    let listen = env!("CARGO_BIN_EXE_listen");
+    for bin in [PREDICT, EVALUATE, ANALYZE, listen, check_mic] {
+        let libs = loaded_libraries(bin);
+        assert!(!libs.contains("libtorch"), "{bin} loads libtorch:\n{libs}");
+    }
+    // The check itself works: train does need it.
+    assert!(loaded_libraries(TRAIN).contains("libtorch_cpu"));
+}

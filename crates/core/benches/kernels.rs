@@ -1,11 +1,11 @@
 //! Kernel micro-benchmarks: MFCC of one clip, resampling one second of 48 kHz audio, and one
-//! forward pass of each architecture. `cargo bench -p spoken-digits`.
+//! forward pass of each architecture (the pure-Rust one prediction uses). `cargo bench -p spoken-digits`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use spoken_digits::model::{Arch, Classifier, ModelConfig};
+use spoken_digits::model::{Arch, Model, ModelConfig};
 use spoken_digits::resample::resample;
-use spoken_digits::{Device, FeatureConfig, Mfcc};
+use spoken_digits::{FeatureConfig, Mfcc};
 use std::hint::black_box;
 
 fn tone(rate: u32, n: usize) -> Vec<f32> {
@@ -26,12 +26,32 @@ fn kernels(c: &mut Criterion) {
     });
     for arch in [Arch::Original, Arch::Compact] {
         let cfg = ModelConfig { arch, ..ModelConfig::default() };
-        let model = Classifier::new(cfg, Device::Cpu).unwrap();
+        let weights = random_weights(&cfg);
+        let model = Model::from_bytes(&weights, cfg, std::path::Path::new("random")).unwrap();
         let feats = vec![0.1f32; FeatureConfig::default().feature_len()];
         c.bench_function(&format!("forward 1 clip {arch:?}"), |b| {
             b.iter(|| model.probabilities(black_box(&feats), 1).unwrap())
         });
     }
+}
+
+/// A safetensors file with every parameter of `cfg`'s architecture, filled with small values.
+fn random_weights(cfg: &ModelConfig) -> Vec<u8> {
+    let params = cfg.parameters();
+    let data: Vec<Vec<u8>> = params
+        .iter()
+        .map(|(_, shape)| {
+            let n: usize = shape.iter().product();
+            (0..n).flat_map(|i| ((i % 7) as f32 * 0.01 + 0.5).to_le_bytes()).collect()
+        })
+        .collect();
+    let views = params.iter().zip(&data).map(|((name, shape), bytes)| {
+        (
+            name.clone(),
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes).unwrap(),
+        )
+    });
+    safetensors::serialize(views, &None).unwrap()
 }
 
 criterion_group!(benches, kernels);

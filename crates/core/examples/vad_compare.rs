@@ -10,7 +10,7 @@
 
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
-use spoken_digits::model::Classifier;
+use spoken_digits::model::Model;
 use spoken_digits::recogniser::{Heard, Recogniser};
 use spoken_digits::stream::SegmenterConfig;
 use spoken_digits::synthetic::{self, Layout, Score};
@@ -27,7 +27,7 @@ fn main() -> Res<()> {
     let recordings =
         args.next().map_or_else(|| root.join("free-spoken-digit-dataset/recordings"), PathBuf::from);
     let model_path = args.next().map_or_else(|| root.join("models/digits.safetensors"), PathBuf::from);
-    let model = Classifier::load(&model_path, tch::Device::Cpu)?;
+    let model = Model::load(&model_path)?;
     let rate = model.config().features.sample_rate;
 
     let mut clips: Vec<(u8, Vec<f32>)> = vec![];

@@ -4,7 +4,7 @@
 //! [`Mfcc`] front end as training and prediction.
 
 use crate::features::speech_segment;
-use crate::model::Classifier;
+use crate::model::Model;
 use crate::{FeatureConfig, Mfcc, NUM_CLASSES, Result, audio};
 use rustfft::FftPlanner;
 use rustfft::num_complex::Complex32;
@@ -86,7 +86,7 @@ impl Analysis {
 
 /// Reads `path` (any wav, resampled to the model's rate), analyses it through the model's front
 /// end and runs the model on the MFCC map.
-pub fn analyze_file(path: &Path, model: &Classifier, max_seconds: f64) -> Result<Analysis> {
+pub fn analyze_file(path: &Path, model: &Model, max_seconds: f64) -> Result<Analysis> {
     let config = &model.config().features;
     let samples = audio::load(path, config.sample_rate, max_seconds)?;
     let name =

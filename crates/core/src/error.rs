@@ -23,8 +23,10 @@ pub enum Error {
     Resample(String),
     #[error("plotting: {0}")]
     Plot(String),
+    /// A libtorch error, as text: holding `tch::TchError` itself would make every binary that
+    /// prints an error link libtorch, prediction included.
     #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
+    Torch(String),
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -33,13 +35,13 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }
     }
     pub(crate) fn audio(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Error::Audio { path: path.into(), reason: reason.into() }
     }
-    pub(crate) fn model(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+    pub fn model(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Error::Model { path: path.into(), reason: reason.into() }
     }
 }

@@ -25,8 +25,6 @@ pub mod vad;
 
 pub use error::{Error, Result};
 pub use features::{FeatureConfig, Mfcc};
-/// The compute device (CPU or a CUDA GPU), re-exported so binaries need not depend on tch.
-pub use tch::Device;
 
 /// Number of classes: the digits 0-9.
 pub const NUM_CLASSES: usize = 10;

@@ -1,7 +1,7 @@
 //! Predicting digits for wav files: load every file (in parallel), one batched forward pass.
 
 use crate::audio;
-use crate::model::{Classifier, argmax};
+use crate::model::{Model, argmax};
 use crate::{FeatureConfig, Mfcc, NUM_CLASSES, Result};
 use std::path::{Path, PathBuf};
 
@@ -30,14 +30,14 @@ fn featurise(path: &Path, mfcc: &mut Mfcc, max_seconds: f64) -> Result<Vec<f32>>
 
 /// Predicts every file; unreadable files give their error and do not stop the others.
 pub fn predict_files(
-    model: &Classifier,
+    model: &Model,
     paths: &[PathBuf],
     max_seconds: f64,
     threads: usize,
 ) -> Result<Vec<Result<Prediction>>> {
     let features = featurise_files(paths, &model.config().features, max_seconds, threads)?;
     let good: Vec<f32> = features.iter().filter_map(|r| r.as_ref().ok()).flatten().copied().collect();
-    let mut probs = model.probabilities(&good, 256)?.into_iter();
+    let mut probs = model.probabilities(&good, threads)?.into_iter();
     Ok(features
         .into_iter()
         .map(|r| {
@@ -58,7 +58,7 @@ pub fn to_prediction(probabilities: [f32; NUM_CLASSES]) -> Prediction {
 /// Scores a model on labelled recordings, optionally with white noise added to every clip at
 /// `noise_snr_db` (seeded per file, so reruns give the same figure).
 pub fn evaluate(
-    model: &Classifier,
+    model: &Model,
     recordings: &[crate::dataset::Recording],
     noise_snr_db: Option<f32>,
     seed: u64,
@@ -76,7 +76,7 @@ pub fn evaluate(
         Ok(mfcc.compute(&samples))
     })?;
     let features: Vec<f32> = maps.into_iter().collect::<Result<Vec<_>>>()?.concat();
-    let probs = model.probabilities(&features, 256)?;
+    let probs = model.probabilities(&features, threads)?;
     Ok(crate::metrics::Scores::from_pairs(
         recordings.iter().map(|r| r.digit).zip(probs.iter().map(|p| argmax(p).0)),
     ))

@@ -4,7 +4,7 @@
 //! The front end is built from the model's own [`crate::model::ModelConfig`], so the stream
 //! goes through exactly the features the model was trained on.
 
-use crate::model::Classifier;
+use crate::model::Model;
 use crate::predict::{Prediction, to_prediction};
 use crate::stream::{Segment, Segmenter, SegmenterConfig};
 use crate::{Error, Mfcc, Result};
@@ -41,7 +41,7 @@ pub enum Heard {
 
 /// Segmenter, front end and model together. Holds one planned [`Mfcc`] and reuses it.
 pub struct Recogniser<'m> {
-    model: &'m Classifier,
+    model: &'m Model,
     mfcc: Mfcc,
     segmenter: Segmenter,
     min_confidence: f32,
@@ -51,7 +51,7 @@ pub struct Recogniser<'m> {
 
 impl<'m> Recogniser<'m> {
     /// `stream` cuts the audio; utterances under `min_confidence` are reported as `?`.
-    pub fn new(model: &'m Classifier, stream: &SegmenterConfig, min_confidence: f32) -> Result<Self> {
+    pub fn new(model: &'m Model, stream: &SegmenterConfig, min_confidence: f32) -> Result<Self> {
         if !(0.0..=1.0).contains(&min_confidence) {
             return Err(Error::Config(format!("min-confidence {min_confidence} is outside 0..=1")));
         }

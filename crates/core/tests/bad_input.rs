@@ -150,14 +150,17 @@ fn odd_but_valid_audio_gives_finite_features() {
 }
 
 /// A bounded, seeded fuzz run: mutated valid files and random bytes never panic, and whatever is
-/// accepted gives finite features. `SPOKEN_DIGITS_FUZZ_SECONDS` sets the duration (default 3).
+/// accepted gives finite features. `SPOKEN_DIGITS_FUZZ_SECONDS` sets the duration (default 3) and
+/// `SPOKEN_DIGITS_FUZZ_SEED` the seed (default 2026), so a long local run can explore new inputs.
 #[test]
 fn fuzz_wav_bytes_to_features() {
     use rand::rngs::StdRng;
     use rand::{RngExt, SeedableRng};
     let seconds: f64 =
         std::env::var("SPOKEN_DIGITS_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
-    let mut rng = StdRng::seed_from_u64(2026);
+    let seed: u64 =
+        std::env::var("SPOKEN_DIGITS_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(2026);
+    let mut rng = StdRng::seed_from_u64(seed);
     let seeds = [
         Wav::pcm16(&speech_like()).bytes(),
         Wav { channels: 2, bits: 8, ..Wav::pcm16(&speech_like()) }.bytes(),
@@ -191,6 +194,6 @@ fn fuzz_wav_bytes_to_features() {
         }
         cases += 1;
     }
-    eprintln!("fuzz: {cases} cases in {seconds} s, no panic");
+    eprintln!("fuzz: {cases} cases in {seconds} s (seed {seed}), no panic");
     assert!(cases > 100);
 }

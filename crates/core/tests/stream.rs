@@ -6,7 +6,7 @@ mod common;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use spoken_digits::model::Classifier;
+use spoken_digits::model::Model;
 use spoken_digits::recogniser::{Heard, Recogniser};
 use spoken_digits::stream::SegmenterConfig;
 use spoken_digits::synthetic::{self, Layout};
@@ -14,13 +14,13 @@ use spoken_digits::vad::VadKind;
 use spoken_digits::{Mfcc, audio};
 use std::time::Instant;
 
-fn model() -> Classifier {
-    Classifier::load(&common::root().join("models/digits.safetensors"), tch::Device::Cpu).unwrap()
+fn model() -> Model {
+    Model::load(&common::root().join("models/digits.safetensors")).unwrap()
 }
 
 /// Twelve test-split recordings (index < 5) over all six speakers and ten digits, each checked
 /// to be recognised alone, so a failure below is the segmenter's, not the model's.
-fn clips(model: &Classifier) -> Vec<(u8, Vec<f32>)> {
+fn clips(model: &Model) -> Vec<(u8, Vec<f32>)> {
     let picks: [(u8, &str, u32); 12] = [
         (4, "george", 0),
         (1, "jackson", 1),
@@ -55,7 +55,7 @@ fn clips(model: &Classifier) -> Vec<(u8, Vec<f32>)> {
         .collect()
 }
 
-fn heard(model: &Classifier, kind: VadKind, samples: &[f32], piece: usize) -> Vec<Heard> {
+fn heard(model: &Model, kind: VadKind, samples: &[f32], piece: usize) -> Vec<Heard> {
     let mut rec = Recogniser::new(model, &SegmenterConfig::new(kind), 0.0).unwrap();
     let mut out = vec![];
     for chunk in samples.chunks(piece) {

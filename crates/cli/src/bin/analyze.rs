@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::Parser;
 use spoken_digits::analysis::analyze_file;
-use spoken_digits::model::{self, argmax};
+use spoken_digits::model::argmax;
 use spoken_digits::plot;
 use spoken_digits_cli::{Verbosity, load_model, paint, run};
 use std::collections::HashSet;
@@ -34,9 +34,6 @@ struct Args {
     /// Refuse files longer than this many seconds.
     #[arg(long, default_value_t = 60.0)]
     max_seconds: f64,
-    /// cpu, cuda, cuda:N or auto.
-    #[arg(long, default_value = "cpu")]
-    device: String,
     #[command(flatten)]
     verbosity: Verbosity,
 }
@@ -48,8 +45,7 @@ fn main() -> ExitCode {
 }
 
 fn analyze_main(args: Args) -> anyhow::Result<ExitCode> {
-    let device = model::parse_device(&args.device)?;
-    let (model, model_name) = load_model(args.model.as_deref(), device)?;
+    let (model, model_name) = load_model(args.model.as_deref())?;
     std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
     let mut used = HashSet::new();
     let mut failed = 0;

@@ -4,9 +4,10 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use spoken_digits::predict::featurise_files;
-use spoken_digits::train::{self, Recipe, TrainConfig};
-use spoken_digits::{Device, FeatureConfig, Mfcc, audio};
+use spoken_digits::train::{Recipe, TrainConfig};
+use spoken_digits::{FeatureConfig, Mfcc, audio};
 use spoken_digits_cli::{DEFAULT_RECORDINGS, default_path, run};
+use spoken_digits_torch::Device;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -51,9 +52,9 @@ fn main() -> ExitCode {
         match Args::parse().what {
             What::Frontend { data, repeat } => frontend(data, repeat)?,
             What::TrainCompute { recipe, examples, val, torch_threads } => {
-                spoken_digits::model::set_threads(torch_threads);
+                spoken_digits_torch::cnn::set_threads(torch_threads);
                 let cfg = TrainConfig::recipe(recipe);
-                let seconds = train::compute_only(&cfg, examples, val, Device::Cpu)?;
+                let seconds = spoken_digits_torch::train::compute_only(&cfg, examples, val, Device::Cpu)?;
                 println!("{}", serde_json::json!({"train_compute_s": seconds, "epochs": cfg.epochs}));
             }
         }

@@ -2,7 +2,6 @@
 
 use clap::Parser;
 use spoken_digits::dataset::{self, Split};
-use spoken_digits::model;
 use spoken_digits::predict;
 use spoken_digits_cli::{
     DEFAULT_HOLDOUT, DEFAULT_RECORDINGS, Verbosity, default_path, default_threads, load_model, paint, run,
@@ -50,8 +49,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     args.verbosity.init_logging();
     run(|| {
-        let (model, model_name) = load_model(args.model.as_deref(), spoken_digits::Device::Cpu)?;
-        model::set_threads(1);
+        let (model, model_name) = load_model(args.model.as_deref())?;
         let holdout =
             dataset::read_holdout(&args.holdout.clone().unwrap_or_else(|| default_path(DEFAULT_HOLDOUT)))?;
         let data = args.data.clone().unwrap_or_else(|| default_path(DEFAULT_RECORDINGS));

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
-use spoken_digits::model::{self, Classifier};
+use spoken_digits::model::Model;
 use spoken_digits::recogniser::Recogniser;
 use spoken_digits::stream::SegmenterConfig;
 use spoken_digits::vad::VadKind;
@@ -83,10 +83,7 @@ fn main() -> ExitCode {
 
 fn listen_main(args: Args) -> anyhow::Result<ExitCode> {
     let model_path = args.model.clone().unwrap_or_else(|| default_path(DEFAULT_MODEL));
-    let model = Classifier::load(&model_path, model::parse_device("cpu")?).context("loading the model")?;
-    // One utterance is a batch of one: waking libtorch's thread pool costs more than it saves
-    // (median latency 0.7 ms on one thread, 19 ms with the pool on a busy 2-core machine).
-    model::set_threads(1);
+    let model = Model::load(&model_path).context("loading the model")?;
     let rate = model.config().features.sample_rate;
     let kind = match args.vad {
         Vad::Energy => VadKind::Energy,

@@ -3,7 +3,6 @@
 use clap::{Parser, ValueEnum};
 use spoken_digits::audio::DEFAULT_MAX_SECONDS;
 use spoken_digits::dataset::label_from_name;
-use spoken_digits::model;
 use spoken_digits::predict::{Prediction, predict_files};
 use spoken_digits_cli::{
     DEFAULT_INFERENCE_DIR, Verbosity, default_path, default_threads, load_model, paint, run,
@@ -44,9 +43,6 @@ struct Args {
     /// Refuse files longer than this many seconds.
     #[arg(long, default_value_t = DEFAULT_MAX_SECONDS)]
     max_seconds: f64,
-    /// cpu, cuda, cuda:N or auto.
-    #[arg(long, default_value = "cpu")]
-    device: String,
     /// Worker threads for reading and featurising audio.
     #[arg(long, default_value_t = default_threads())]
     threads: usize,
@@ -61,8 +57,7 @@ fn main() -> ExitCode {
 }
 
 fn predict_main(args: Args) -> anyhow::Result<ExitCode> {
-    let device = model::parse_device(&args.device)?;
-    let (model, _) = load_model(args.model.as_deref(), device)?;
+    let (model, _) = load_model(args.model.as_deref())?;
     let quiet = args.verbosity.quiet;
     let inputs =
         if args.paths.is_empty() { vec![default_path(DEFAULT_INFERENCE_DIR)] } else { args.paths.clone() };

@@ -11,6 +11,7 @@ use spoken_digits_cli::{
     DEFAULT_HOLDOUT, DEFAULT_MODEL, DEFAULT_RECORDINGS, EpochBars, Verbosity, default_path, default_threads,
     paint, run, warn,
 };
+use spoken_digits_torch::{Device, cnn, train as fit};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -171,8 +172,8 @@ fn main() -> ExitCode {
 fn train_main(args: Args) -> anyhow::Result<ExitCode> {
     let data = args.data.clone().unwrap_or_else(|| default_path(DEFAULT_RECORDINGS));
     let holdout_path = args.holdout.clone().unwrap_or_else(|| default_path(DEFAULT_HOLDOUT));
-    let device = model::parse_device(&args.device)?;
-    model::set_threads(args.torch_threads);
+    let device = cnn::parse_device(&args.device)?;
+    cnn::set_threads(args.torch_threads);
     let loso = args.split == "loso";
     let mut cfg = config(&args)?;
     if !loso {
@@ -220,14 +221,14 @@ fn train_main(args: Args) -> anyhow::Result<ExitCode> {
         return run_loso(&args, &cfg, &scan.recordings, device, &mut progress, &stop);
     }
     let sets = dataset::split(&scan.recordings, &cfg.split, cfg.val_fraction, cfg.seed)?;
-    let (model, report) = train::train(&cfg, &sets, device, args.threads, &mut progress, &stop)?;
+    let (model, report) = fit::train(&cfg, &sets, device, args.threads, &mut progress, &stop)?;
     if report.best_epoch == 0 {
         bail!("interrupted before the first epoch finished; nothing was written");
     }
 
     let out = args.out.clone().unwrap_or_else(|| default_path(DEFAULT_MODEL));
     let target = choose_output(&out, &report, args.force)?;
-    train::save(&model, &report, &target).with_context(|| format!("writing {}", target.display()))?;
+    fit::save(&model, &report, &target).with_context(|| format!("writing {}", target.display()))?;
     // The model is safe; a picture that cannot be drawn is only a warning.
     let pictures = plot::train_plots(&report, &model::metrics_path(&target)).unwrap_or_else(|e| {
         warn(format!("could not draw the plots: {e}"));
@@ -258,11 +259,11 @@ fn run_loso(
     args: &Args,
     cfg: &TrainConfig,
     recordings: &[Recording],
-    device: spoken_digits::Device,
+    device: Device,
     progress: &mut EpochBars,
     stop: &AtomicBool,
 ) -> anyhow::Result<ExitCode> {
-    let report = train::loso(cfg, recordings, device, args.threads, progress, stop)?;
+    let report = fit::loso(cfg, recordings, device, args.threads, progress, stop)?;
     let recipe = format!("{:?}", args.recipe).to_lowercase();
     let out = match &args.out {
         Some(p) => model::metrics_path(p),

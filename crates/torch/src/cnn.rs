@@ -1,0 +1,306 @@
+//! The CNN in libtorch (tch): training, and anything that wants libtorch's devices (CUDA).
+//!
+//! Layers and parameter names are those of [`spoken_digits::model`], whose pure-Rust forward pass
+//! serves prediction; weights saved here load there and back, and in PyTorch.
+
+use crate::Tch;
+use spoken_digits::features::FeatureConfig;
+use spoken_digits::model::{Arch, ModelConfig, config_path};
+use spoken_digits::{Error, NUM_CLASSES, Result};
+use std::path::Path;
+use tch::nn::{self, Module, ModuleT};
+use tch::{Device, Kind, Tensor};
+
+/// The original CNN's layers, named as in the PyTorch module.
+#[derive(Debug)]
+struct OriginalNet {
+    convs: Vec<nn::Conv2D>,
+    fc1: nn::Linear,
+    fc2: nn::Linear,
+}
+
+impl OriginalNet {
+    fn new(root: &nn::Path, cfg: &ModelConfig) -> Self {
+        let stack = root / "conv_stack";
+        let channels = [1, 16, 32, 64];
+        let convs = (0..3)
+            .map(|i| {
+                let init = torch_default_init(channels[i] * 9);
+                let conv_cfg =
+                    nn::ConvConfig { padding: 1, ws_init: init, bs_init: init, ..Default::default() };
+                nn::conv2d(&stack / (3 * i).to_string(), channels[i], channels[i + 1], 3, conv_cfg)
+            })
+            .collect();
+        // Three 2x2 max-pools (floor): 13 x 63 -> 1 x 7.
+        let (mut h, mut w) = (cfg.features.n_mfcc as i64, cfg.features.n_frames() as i64);
+        for _ in 0..3 {
+            h /= 2;
+            w /= 2;
+        }
+        let flat = 64 * h * w;
+        debug_assert_eq!(flat as usize, spoken_digits::model::original_flat_len(&cfg.features));
+        let lin = root / "linear_stack";
+        OriginalNet {
+            convs,
+            fc1: nn::linear(&lin / "0", flat, 128, linear_init(flat)),
+            fc2: nn::linear(&lin / "3", 128, cfg.num_classes as i64, linear_init(128)),
+        }
+    }
+}
+
+/// PyTorch's default initialisation of conv and linear layers (weights and biases uniform in
+/// +-1/sqrt(fan_in)). tch's own default (Kaiming with ReLU gain) is 2.4x wider, which on raw dB
+/// features kills most ReLUs in the first steps; the original recipe was tuned on PyTorch's.
+fn torch_default_init(fan_in: i64) -> nn::Init {
+    let bound = 1.0 / (fan_in as f64).sqrt();
+    nn::Init::Uniform { lo: -bound, up: bound }
+}
+
+fn linear_init(fan_in: i64) -> nn::LinearConfig {
+    let init = torch_default_init(fan_in);
+    nn::LinearConfig { ws_init: init, bs_init: Some(init), bias: true }
+}
+
+impl ModuleT for OriginalNet {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut x = xs.shallow_clone();
+        for conv in &self.convs {
+            x = conv.forward(&x).relu().max_pool2d_default(2);
+        }
+        x.flatten(1, -1).apply(&self.fc1).relu().dropout(0.5, train).apply(&self.fc2)
+    }
+}
+
+/// The compact CNN (layers in [`spoken_digits::model`]).
+#[derive(Debug)]
+struct CompactNet {
+    convs: Vec<nn::Conv2D>,
+    norms: Vec<nn::BatchNorm>,
+    head: nn::Linear,
+}
+
+impl CompactNet {
+    fn new(root: &nn::Path, cfg: &ModelConfig) -> Self {
+        let blocks = root / "blocks";
+        let channels = [1, 16, 32, 64];
+        let mut convs = vec![];
+        let mut norms = vec![];
+        for i in 0..3 {
+            let p = &blocks / i.to_string();
+            let init = torch_default_init(channels[i] * 9);
+            let conv_cfg = nn::ConvConfig { padding: 1, ws_init: init, bias: false, ..Default::default() };
+            convs.push(nn::conv2d(&p / "conv", channels[i], channels[i + 1], 3, conv_cfg));
+            norms.push(nn::batch_norm2d(&p / "norm", channels[i + 1], Default::default()));
+        }
+        let head =
+            nn::linear(root / "head", 2 * channels[3], cfg.num_classes as i64, linear_init(2 * channels[3]));
+        CompactNet { convs, norms, head }
+    }
+}
+
+impl ModuleT for CompactNet {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut x = xs.shallow_clone();
+        for (i, (conv, norm)) in self.convs.iter().zip(&self.norms).enumerate() {
+            x = conv.forward(&x).apply_t(norm, train).relu();
+            if i < 2 {
+                x = x.max_pool2d_default(2);
+            }
+        }
+        let mean = x.mean_dim(&[2i64, 3][..], false, Kind::Float);
+        let max = x.amax(&[2i64, 3][..], false);
+        Tensor::cat(&[mean, max], 1).dropout(0.3, train).apply(&self.head)
+    }
+}
+
+/// The network of one architecture.
+#[derive(Debug)]
+enum Net {
+    Original(OriginalNet),
+    Compact(CompactNet),
+}
+
+/// A model ready to train or predict: weights, network and config.
+#[derive(Debug)]
+pub struct Classifier {
+    pub vs: nn::VarStore,
+    net: Net,
+    config: ModelConfig,
+}
+
+impl Classifier {
+    /// A freshly initialised model (seed with `tch::manual_seed` first for reproducibility).
+    pub fn new(config: ModelConfig, device: Device) -> Result<Self> {
+        config.validate()?;
+        let vs = nn::VarStore::new(device);
+        let net = match config.arch {
+            Arch::Original => Net::Original(OriginalNet::new(&vs.root(), &config)),
+            Arch::Compact => Net::Compact(CompactNet::new(&vs.root(), &config)),
+        };
+        Ok(Classifier { vs, net, config })
+    }
+
+    /// Loads `path` (safetensors) and its config (`path` with `.json`), checking every tensor's
+    /// name and shape against the architecture.
+    pub fn load(path: &Path, device: Device) -> Result<Self> {
+        if !path.is_file() {
+            return Err(Error::model(path, "model file not found (train one with `train`, or pass --model)"));
+        }
+        let config = ModelConfig::for_weights(path)?;
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let model = Classifier::from_bytes(&bytes, config, device, path)?;
+        tracing::debug!(path = %path.display(), arch = ?model.config.arch, "loaded model");
+        Ok(model)
+    }
+
+    /// Builds the model for `config` from the bytes of a safetensors file (such as weights
+    /// embedded in a binary); `origin` names them in errors.
+    pub fn from_bytes(bytes: &[u8], config: ModelConfig, device: Device, origin: &Path) -> Result<Self> {
+        let model = Classifier::new(config, device)?;
+        let unreadable =
+            |e: &dyn std::fmt::Display| Error::model(origin, format!("not a readable safetensors file: {e}"));
+        let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| unreadable(&e))?;
+        let tensors = file
+            .tensors()
+            .into_iter()
+            .map(|(name, view)| Tensor::try_from(view).map(|t| (name, t)))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| unreadable(&e))?;
+        model.copy_from(origin, tensors)?;
+        Ok(model)
+    }
+
+    fn copy_from(&self, path: &Path, tensors: Vec<(String, Tensor)>) -> Result<()> {
+        let mut vars = self.vs.variables();
+        let mut problems = vec![];
+        let mut pending = vec![];
+        for (name, tensor) in tensors {
+            match vars.remove(&name) {
+                None => problems.push(format!("unexpected tensor {name}")),
+                Some(var) if var.size() != tensor.size() => problems.push(format!(
+                    "{name} has shape {:?}, the {:?} model expects {:?}",
+                    tensor.size(),
+                    self.config.arch,
+                    var.size()
+                )),
+                Some(var) => pending.push((var, tensor)),
+            }
+        }
+        let mut missing: Vec<String> = vars.into_keys().collect();
+        missing.sort();
+        problems.extend(missing.into_iter().map(|n| format!("missing tensor {n}")));
+        if !problems.is_empty() {
+            return Err(Error::model(
+                path,
+                format!("does not fit the {:?} architecture: {}", self.config.arch, problems.join("; ")),
+            ));
+        }
+        tch::no_grad(|| -> Result<()> {
+            for (mut var, tensor) in pending {
+                var.f_copy_(&tensor.f_to_kind(Kind::Float).tch()?).tch()?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Writes the weights and the config, each atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut named: Vec<(String, Tensor)> =
+            self.vs.variables().into_iter().map(|(n, t)| (n, t.to_device(Device::Cpu))).collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        spoken_digits::atomic::write_with(path, |tmp| Tensor::write_safetensors(&named, tmp).tch())?;
+        spoken_digits::atomic::write_json(&config_path(path), &self.config)
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// Logits `[B, 10]` for features `[B, 1, n_mfcc, n_frames]`.
+    pub fn forward(&self, xs: &Tensor, train: bool) -> Tensor {
+        match &self.net {
+            Net::Original(n) => n.forward_t(xs, train),
+            Net::Compact(n) => n.forward_t(xs, train),
+        }
+    }
+
+    /// Refuses a front end that is not the one this model was trained with.
+    pub fn check_features(&self, features: &FeatureConfig) -> Result<()> {
+        let diff = self.config.features.differences(features);
+        if diff.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Config(format!("feature config differs from the model's: {}", diff.join(", "))))
+        }
+    }
+
+    /// Class probabilities for `n` feature maps laid end to end, in batches of `batch` maps.
+    pub fn probabilities(&self, features: &[f32], batch: usize) -> Result<Vec<[f32; NUM_CLASSES]>> {
+        let f = &self.config.features;
+        let len = f.feature_len();
+        if len == 0 || !features.len().is_multiple_of(len) {
+            return Err(Error::Config(format!(
+                "feature buffer of {} values is not a multiple of {len}",
+                features.len()
+            )));
+        }
+        let mut out = Vec::with_capacity(features.len() / len);
+        tch::no_grad(|| -> Result<()> {
+            for chunk in features.chunks(len * batch.max(1)) {
+                let n = (chunk.len() / len) as i64;
+                let xs = Tensor::f_from_slice(chunk)
+                    .tch()?
+                    .f_view([n, 1, f.n_mfcc as i64, f.n_frames() as i64])
+                    .tch()?
+                    .f_to_device(self.device())
+                    .tch()?;
+                let probs = self
+                    .forward(&xs, false)
+                    .f_softmax(-1, Kind::Float)
+                    .tch()?
+                    .f_to_device(Device::Cpu)
+                    .tch()?;
+                let flat = Vec::<f32>::try_from(&probs.f_flatten(0, -1).tch()?).tch()?;
+                for row in flat.chunks_exact(NUM_CLASSES) {
+                    let mut p = [0.0; NUM_CLASSES];
+                    p.copy_from_slice(row);
+                    out.push(p);
+                }
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+/// Sets libtorch's intra-op CPU threads for the whole process.
+pub fn set_threads(n: usize) {
+    tch::set_num_threads(n.max(1) as i32);
+}
+
+/// Picks the device: `cpu`, `cuda`, `cuda:N` or `auto` (CUDA when available).
+pub fn parse_device(name: &str) -> Result<Device> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        "auto" => Ok(Device::cuda_if_available()),
+        "cuda" | "gpu" => cuda(0),
+        _ => match name.strip_prefix("cuda:").and_then(|i| i.parse().ok()) {
+            Some(i) => cuda(i),
+            None => Err(Error::Config(format!("unknown device '{name}' (cpu, cuda, cuda:N, auto)"))),
+        },
+    }
+}
+
+fn cuda(i: usize) -> Result<Device> {
+    if tch::Cuda::is_available() && (i as i64) < tch::Cuda::device_count() {
+        Ok(Device::Cuda(i))
+    } else {
+        Err(Error::Config(format!(
+            "CUDA device {i} is not available (this libtorch is CPU-only or no GPU is visible); use --device cpu"
+        )))
+    }
+}
