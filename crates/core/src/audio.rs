@@ -112,6 +112,15 @@ fn decode<R: std::io::Read>(path: &Path, mut reader: hound::WavReader<R>, max_se
             }
             samples
         }
+        hound::SampleFormat::Int if spec.bits_per_sample == 16 => {
+            // The common case (FSDD, most recorders): one read of the data chunk instead of
+            // hound's per-sample iterator, which was a quarter of the front end's time. The
+            // header is hound's; the reader stands at the first sample.
+            let mut bytes = vec![0u8; reader.len() as usize * 2];
+            std::io::Read::read_exact(&mut reader.into_inner(), &mut bytes)
+                .map_err(|e| describe(path, hound::Error::IoError(e)))?;
+            bytes.chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) * (1.0 / 32768.0)).collect()
+        }
         hound::SampleFormat::Int => {
             let bits = spec.bits_per_sample;
             if !(1..=32).contains(&bits) {
