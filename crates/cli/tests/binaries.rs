@@ -131,6 +131,34 @@ fn bad_files_are_reported_and_the_rest_still_predicted() {
 }
 
 #[test]
+fn unreadable_files_are_reported_and_the_rest_still_predicted() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = temp_dir("unreadable");
+    std::fs::copy(recordings().join("3_theo_0.wav"), dir.join("3_theo_0.wav")).unwrap();
+    let locked = dir.join("4_locked_0.wav");
+    std::fs::copy(recordings().join("4_theo_0.wav"), &locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let mut cmd = Command::new(PREDICT);
+    cmd.args(["--format", "json", dir.to_str().unwrap()]).current_dir(root());
+    // Root reads any file whatever its mode, so as root the binary runs as `nobody` (predict-file
+    // needs no libtorch, and the repository and temp folder are world-readable).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        cmd.uid(65534).gid(65534);
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<serde_json::Value> =
+        stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0]["digit"].as_u64(), Some(3), "{rows:?}");
+    let error = rows[1]["error"].as_str().unwrap();
+    assert!(error.contains("4_locked_0.wav") && error.contains("ermission denied"), "{error}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn usage_errors_exit_2_and_model_errors_are_clear() {
     let out = run(PREDICT, &["--format", "yaml"], &root());
     assert_eq!(out.status.code(), Some(2));
