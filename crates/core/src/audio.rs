@@ -1,3 +1,5 @@
+// Wav bytes come from outside: no indexing that could panic on them.
+#![deny(clippy::indexing_slicing)]
 //! Reading and writing wav files.
 //!
 //! Any PCM integer depth hound reads (8/16/24/32-bit) and 32-bit float, any channel count
@@ -119,7 +121,10 @@ fn decode<R: std::io::Read>(path: &Path, mut reader: hound::WavReader<R>, max_se
             let mut bytes = vec![0u8; reader.len() as usize * 2];
             std::io::Read::read_exact(&mut reader.into_inner(), &mut bytes)
                 .map_err(|e| describe(path, hound::Error::IoError(e)))?;
-            bytes.chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) * (1.0 / 32768.0)).collect()
+            bytes
+                .chunks_exact(2)
+                .map(|b| f32::from(i16::from_le_bytes(b.try_into().unwrap_or([0; 2]))) * (1.0 / 32768.0))
+                .collect()
         }
         hound::SampleFormat::Int => {
             let bits = spec.bits_per_sample;

@@ -1,3 +1,5 @@
+// File names and manifests come from outside: no indexing that could panic on them.
+#![deny(clippy::indexing_slicing)]
 //! The Free Spoken Digit Dataset: file names, the hold-out manifest and the splits.
 //!
 //! Recordings are named `{digit}_{speaker}_{index}.wav`. FSDD's own split puts index 0-4 in the
@@ -172,9 +174,12 @@ pub fn split(recordings: &[Recording], split: &Split, val_fraction: f64, seed: u
 fn check_classes(what: &str, set: &[Recording]) -> Result<()> {
     let mut counts = [0usize; NUM_CLASSES];
     for r in set {
-        counts[usize::from(r.digit) % NUM_CLASSES] += 1;
+        if let Some(count) = counts.get_mut(usize::from(r.digit)) {
+            *count += 1;
+        }
     }
-    let missing: Vec<String> = (0..NUM_CLASSES).filter(|&d| counts[d] == 0).map(|d| d.to_string()).collect();
+    let missing: Vec<String> =
+        counts.iter().enumerate().filter(|(_, n)| **n == 0).map(|(d, _)| d.to_string()).collect();
     if missing.is_empty() {
         Ok(())
     } else {

@@ -1,3 +1,6 @@
+// Weights and configs come from files: no indexing on them that could panic. The forward pass
+// indexes its own buffers, whose shapes `check_parameters` validated at load (allowed there).
+#![deny(clippy::indexing_slicing)]
 //! The CNN's architectures, its files, and a pure-Rust forward pass for prediction.
 //!
 //! Prediction ([`Model`]) needs no libtorch: the networks are small (about 2 M multiply-adds per
@@ -104,14 +107,13 @@ impl ModelConfig {
 
     /// Every parameter tensor of the architecture: name and shape, sorted by name.
     pub fn parameters(&self) -> Vec<(String, Vec<usize>)> {
-        let channels = [1, 16, 32, 64];
         let mut out = vec![];
         match self.arch {
             Arch::Original => {
-                for i in 0..3 {
+                for (i, (cin, cout)) in CONV_CHANNELS.into_iter().enumerate() {
                     let name = format!("conv_stack.{}", 3 * i);
-                    out.push((format!("{name}.weight"), vec![channels[i + 1], channels[i], 3, 3]));
-                    out.push((format!("{name}.bias"), vec![channels[i + 1]]));
+                    out.push((format!("{name}.weight"), vec![cout, cin, 3, 3]));
+                    out.push((format!("{name}.bias"), vec![cout]));
                 }
                 let flat = original_flat_len(&self.features);
                 out.push(("linear_stack.0.weight".into(), vec![128, flat]));
@@ -120,13 +122,13 @@ impl ModelConfig {
                 out.push(("linear_stack.3.bias".into(), vec![self.num_classes]));
             }
             Arch::Compact => {
-                for i in 0..3 {
-                    out.push((format!("blocks.{i}.conv.weight"), vec![channels[i + 1], channels[i], 3, 3]));
+                for (i, (cin, cout)) in CONV_CHANNELS.into_iter().enumerate() {
+                    out.push((format!("blocks.{i}.conv.weight"), vec![cout, cin, 3, 3]));
                     for part in ["weight", "bias", "running_mean", "running_var"] {
-                        out.push((format!("blocks.{i}.norm.{part}"), vec![channels[i + 1]]));
+                        out.push((format!("blocks.{i}.norm.{part}"), vec![cout]));
                     }
                 }
-                out.push(("head.weight".into(), vec![self.num_classes, 2 * channels[3]]));
+                out.push(("head.weight".into(), vec![self.num_classes, 128]));
                 out.push(("head.bias".into(), vec![self.num_classes]));
             }
         }
@@ -134,6 +136,9 @@ impl ModelConfig {
         out
     }
 }
+
+/// Input and output channels of the three 3x3 convolutions (both architectures).
+const CONV_CHANNELS: [(usize, usize); 3] = [(1, 16), (16, 32), (32, 64)];
 
 /// Inputs to the original network's first linear layer: 64 channels after three 2x2 max-pools.
 pub fn original_flat_len(features: &FeatureConfig) -> usize {
@@ -347,11 +352,11 @@ fn read_tensors(bytes: &[u8], origin: &Path) -> Result<Tensors> {
         let data = view.data();
         let values = match view.dtype() {
             Dtype::F32 => {
-                data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+                data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap_or([0; 4]))).collect()
             }
             Dtype::F64 => data
                 .chunks_exact(8)
-                .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
+                .map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f32)
                 .collect(),
             other => {
                 return Err(Error::model(
@@ -407,16 +412,20 @@ impl Conv {
         let outputs = gamma.len();
         let per_output = weight.len() / outputs.max(1);
         let mut conv = Conv::new(weight, vec![0.0; outputs]);
-        for (o, row) in conv.weight.chunks_exact_mut(per_output).enumerate() {
-            let scale = gamma[o] / (var[o] + BN_EPS).sqrt();
+        let stats = gamma.iter().zip(beta).zip(mean.iter().zip(var));
+        for ((row, bias), ((g, b), (m, v))) in
+            conv.weight.chunks_exact_mut(per_output.max(1)).zip(&mut conv.bias).zip(stats)
+        {
+            let scale = g / (v + BN_EPS).sqrt();
             row.iter_mut().for_each(|w| *w *= scale);
-            conv.bias[o] = beta[o] - mean[o] * scale;
+            *bias = b - m * scale;
         }
         conv
     }
 
     /// Convolution as one matrix product: weights `[out, in*9]` times the unfolded input
     /// `[in*9, batch*h*w]` (im2col; `cols` is reused between calls).
+    #[allow(clippy::indexing_slicing, reason = "shapes checked against the architecture at load")]
     fn forward(&self, x: &Maps, cols: &mut Vec<f32>) -> Maps {
         let (h, w) = (x.h, x.w);
         let n = x.batch * h * w;
@@ -479,6 +488,7 @@ struct Maps {
     data: Vec<f32>,
 }
 
+#[allow(clippy::indexing_slicing, reason = "shapes checked against the architecture at load")]
 impl Maps {
     /// One input channel: the feature maps of `batch` clips as they come.
     fn from_batch(x: &[f32], batch: usize, h: usize, w: usize) -> Self {
@@ -558,6 +568,7 @@ impl<'a> Mat<'a> {
 
 /// `c[m, n] += a[m, k] * b[k, n]`, `c` row-major. Uses `matrixmultiply` (SIMD kernels picked at
 /// run time) after checking that every index is in bounds.
+#[allow(clippy::indexing_slicing, reason = "shapes checked against the architecture at load")]
 fn gemm(m: usize, k: usize, n: usize, a: Mat, b: Mat, c: &mut [f32]) {
     if m == 0 || n == 0 || k == 0 {
         return;
