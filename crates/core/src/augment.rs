@@ -22,6 +22,11 @@ pub struct AugmentConfig {
     /// together, the cheapest way to hear other vocal tracts). `(1, 1)`: off.
     #[serde(default = "no_range")]
     pub speed: (f32, f32),
+    /// Vocal tract length perturbation range: the mel filterbank's frequencies are scaled by a
+    /// factor drawn from it (formants move, pitch and tempo stay; Jaitly and Hinton 2013).
+    /// `(1, 1)`: off.
+    #[serde(default = "no_range")]
+    pub vtlp: (f32, f32),
     /// SpecAugment on the feature map: up to this many time masks of up to `time_mask_width`
     /// frames, and frequency masks of up to `freq_mask_width` coefficients. 0: off.
     #[serde(default)]
@@ -46,6 +51,7 @@ impl Default for AugmentConfig {
             gain_db: (-10.0, 5.0),
             snr_db: (0.0, 15.0),
             speed: no_range(),
+            vtlp: no_range(),
             time_masks: 0,
             time_mask_width: 0,
             freq_masks: 0,

@@ -169,7 +169,7 @@ impl Mfcc {
         let n_bins = n_fft / 2 + 1;
         let scratch = vec![Complex32::default(); fft.get_inplace_scratch_len()];
         Ok(Mfcc {
-            filters: mel_filters(config.sample_rate, n_fft, config.n_mels),
+            filters: mel_filters(config.sample_rate, n_fft, config.n_mels, 1.0),
             dct: dct_ortho(config.n_mfcc, config.n_mels),
             window,
             fft,
@@ -214,6 +214,14 @@ impl Mfcc {
             }
             Ok(out)
         })
+    }
+
+    /// The same front end with its mel filterbank's frequencies scaled by `warp` (vocal tract
+    /// length perturbation, for augmentation): `warp > 1` hears a longer vocal tract's formants
+    /// where a shorter one's were.
+    pub fn warped(&self, warp: f64) -> Mfcc {
+        let c = &self.config;
+        Mfcc { filters: mel_filters(c.sample_rate, c.n_fft, c.n_mels, warp), ..self.clone() }
     }
 
     /// The configuration this was planned for.
@@ -374,6 +382,15 @@ pub fn speech_segment(samples: &[f32], sample_rate: u32, db: f32) -> std::ops::R
     if start < end { start..end } else { 0..samples.len() }
 }
 
+/// VTLP's frequency warp: `f * warp` up to a knee, then linear to Nyquist.
+fn vtlp(f: f64, warp: f64, nyquist: f64) -> f64 {
+    if warp == 1.0 {
+        return f;
+    }
+    let knee = 0.8 * nyquist * warp.min(1.0) / warp;
+    if f <= knee { f * warp } else { nyquist - (nyquist - f) * (nyquist - knee * warp) / (nyquist - knee) }
+}
+
 fn hz_to_mel(hz: f64) -> f64 {
     2595.0 * (1.0 + hz / 700.0).log10()
 }
@@ -383,14 +400,15 @@ fn mel_to_hz(mel: f64) -> f64 {
 }
 
 /// torchaudio's `melscale_fbanks(n_freqs, 0, sr/2, n_mels, sr, norm=None, mel_scale="htk")`,
-/// kept sparse: each filter's non-zero run of bins.
-fn mel_filters(sample_rate: u32, n_fft: usize, n_mels: usize) -> Vec<MelFilter> {
+/// kept sparse: each filter's non-zero run of bins. `warp` != 1 scales the filters' corner
+/// frequencies (VTLP's piecewise-linear warp, which keeps 0 and Nyquist in place).
+fn mel_filters(sample_rate: u32, n_fft: usize, n_mels: usize, warp: f64) -> Vec<MelFilter> {
     let n_bins = n_fft / 2 + 1;
     let nyquist = f64::from(sample_rate / 2);
     let freqs: Vec<f64> = (0..n_bins).map(|i| nyquist * i as f64 / (n_bins - 1) as f64).collect();
     let (m_min, m_max) = (hz_to_mel(0.0), hz_to_mel(nyquist));
     let f_pts: Vec<f64> = (0..n_mels + 2)
-        .map(|i| mel_to_hz(m_min + (m_max - m_min) * i as f64 / (n_mels + 1) as f64))
+        .map(|i| vtlp(mel_to_hz(m_min + (m_max - m_min) * i as f64 / (n_mels + 1) as f64), warp, nyquist))
         .collect();
     (0..n_mels)
         .map(|m| {

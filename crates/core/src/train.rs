@@ -8,9 +8,9 @@ use crate::dataset::{Recording, Split};
 use crate::metrics::Scores;
 use crate::model::Arch;
 use crate::{Error, FeatureConfig, Mfcc, Result, audio};
-use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::sync::mpsc;
 
@@ -267,6 +267,9 @@ pub fn produce(
     let flen = cfg.features.feature_len();
     let clip_len = cfg.features.clip_samples;
     let mut mfcc = Mfcc::new(&cfg.features)?;
+    // Warped front ends for VTLP, by factor in steps of 0.01, made as they are first drawn.
+    let mut warped: std::collections::HashMap<i32, Mfcc> = std::collections::HashMap::new();
+    let vtlp = cfg.augment.vtlp;
     let mut wave = vec![0.0f32; clip_len];
     let n = train.len();
     // (example index, augmented copy number; 0 = clean)
@@ -287,7 +290,15 @@ pub fn produce(
                     let position = b * cfg.batch_size + j;
                     let mut rng = StdRng::seed_from_u64(example_seed(cfg.seed, epoch, position));
                     augment(&mut wave, &cfg.augment, &mut rng);
-                    mfcc.compute_into(&wave, out);
+                    if vtlp.0 < vtlp.1 && rng.random_bool(cfg.augment.p) {
+                        let step = (rng.random_range(vtlp.0..=vtlp.1) * 100.0).round() as i32;
+                        warped
+                            .entry(step)
+                            .or_insert_with(|| mfcc.warped(f64::from(step) / 100.0))
+                            .compute_into(&wave, out);
+                    } else {
+                        mfcc.compute_into(&wave, out);
+                    }
                     // Masked values take the map's mean (0 for normalised features).
                     let fill = out.iter().sum::<f32>() / out.len().max(1) as f32;
                     mask_features(out, cfg.features.n_mfcc, &cfg.augment, fill, &mut rng);

@@ -86,6 +86,9 @@ struct Args {
     /// Speed perturbation range, MIN,MAX; 1,1 is off [recipe: original 1,1, robust 0.85,1.15].
     #[arg(long, value_parser = parse_range)]
     speed: Option<(f32, f32)>,
+    /// Vocal tract length perturbation range, MIN,MAX; 1,1 is off [recipe: 1,1].
+    #[arg(long, value_parser = parse_range)]
+    vtlp: Option<(f32, f32)>,
     /// SpecAugment time masks per example, each up to 6 frames [recipe: original 0, robust 2].
     #[arg(long)]
     time_masks: Option<usize>,
@@ -135,7 +138,7 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
     }
     set!(c.augment.p => args.aug_prob, c.augment.max_shift => args.max_shift,
          c.augment.gain_db => args.gain_db, c.augment.snr_db => args.snr_db,
-         c.augment.speed => args.speed, c.augment.time_masks => args.time_masks,
+         c.augment.speed => args.speed, c.augment.vtlp => args.vtlp, c.augment.time_masks => args.time_masks,
          c.augment.freq_masks => args.freq_masks, c.epochs => args.epochs,
          c.batch_size => args.batch_size, c.learning_rate => args.lr, c.schedule => args.schedule,
          c.weight_decay => args.weight_decay, c.val_fraction => args.val_fraction,
@@ -156,8 +159,8 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
     if !(0.0..=1.0).contains(&c.augment.p) {
         bail!("--aug-prob must be in [0, 1]");
     }
-    if c.augment.speed.0 <= 0.0 {
-        bail!("--speed factors must be positive");
+    if c.augment.speed.0 <= 0.0 || c.augment.vtlp.0 <= 0.0 {
+        bail!("--speed and --vtlp factors must be positive");
     }
     c.features.validate()?;
     Ok(c)
