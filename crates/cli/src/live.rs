@@ -378,10 +378,10 @@ impl<'m> Session<'m> {
     /// breaks are skipped; at the end of a file or pipe, what the VAD still holds comes first.
     pub fn next_utterance(&mut self) -> anyhow::Result<Next> {
         loop {
-            if let Some(i) = self.heard.iter().position(|h| matches!(h, Heard::Digit(_))) {
-                if let Heard::Digit(d) = self.heard.remove(i) {
-                    return Ok(Next::Utterance(d));
-                }
+            if let Some(i) = self.heard.iter().position(|h| matches!(h, Heard::Digit(_)))
+                && let Heard::Digit(d) = self.heard.remove(i)
+            {
+                return Ok(Next::Utterance(d));
             }
             self.heard.clear();
             if self.ended {
