@@ -223,6 +223,19 @@ impl VirtualMic {
     fn stop(&self) {
         let _ = Command::new(&self.script).arg("stop").env("VIRTUAL_MIC_DIR", &self.dir).status();
     }
+
+    /// Starts the server again after [`VirtualMic::stop`], at the same address.
+    fn restart(&self) {
+        let log = std::fs::File::create(self.dir.join("restart.log")).unwrap();
+        let out = Command::new(&self.script)
+            .arg("start")
+            .env("VIRTUAL_MIC_DIR", &self.dir)
+            .stderr(log)
+            .output()
+            .unwrap();
+        let log = std::fs::read_to_string(self.dir.join("restart.log")).unwrap_or_default();
+        assert!(out.status.success(), "virtual-mic start (again) failed: {log}");
+    }
 }
 
 impl Drop for VirtualMic {
@@ -412,6 +425,35 @@ fn listen_exits_with_an_error_when_the_microphone_goes_away() {
     let stderr = run.drain().join("\n");
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("error:") && !stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn listen_reconnect_waits_for_the_microphone_to_come_back() {
+    let Some(mic) = VirtualMic::start("reconnect") else { return };
+    let dir = temp_dir("reconnect");
+    let wav = sequence_wav(&dir, 8000);
+    let mut run = Running::spawn({
+        let mut c = mic.command(LISTEN);
+        c.args(["--reconnect", "--format", "json"]);
+        c
+    });
+    run.wait_for("listening on", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    // The audio server goes away (as a device pulled out), and comes back a few seconds later.
+    mic.stop();
+    run.wait_for("trying to reopen the input every second", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(2));
+    mic.restart();
+    run.wait_for("listening again on", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    mic.play(&wav);
+    std::thread::sleep(Duration::from_millis(800));
+    let (out, stderr) = run.interrupt();
+    assert!(out.status.success(), "{stderr:?}");
+    let rows = json_lines(&text(&out.stdout));
+    assert_eq!(sequences(&rows), expected(), "{rows:?} {stderr:?}");
+    check_utterances(&rows);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 // ---- enrollment (listen --enroll) -------------------------------------------------------------
