@@ -625,3 +625,34 @@ fn enroll_ctrl_c_keeps_the_takes_and_exits_130() {
     assert_eq!(names_in(&takes), ["0_me_0.wav", "1_me_0.wav"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn enroll_from_the_microphone_keeps_the_takes_when_it_goes_away() {
+    let Some(mic) = VirtualMic::start("enroll") else { return };
+    let dir = temp_dir("enroll-mic");
+    let takes = dir.join("takes");
+    let input = takes_wav(&dir, "five.wav", &(0..5).map(holdout).collect::<Vec<_>>());
+    let mut run = Running::spawn({
+        let mut c = mic.command(LISTEN);
+        c.args(["--enroll", takes.to_str().unwrap(), "--speaker", "mic", "--takes", "1"]);
+        c
+    });
+    run.wait_for("say 0", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    mic.play(&input);
+    run.wait_for("say 5", Duration::from_secs(5));
+    mic.stop();
+    let out = run.wait(Duration::from_secs(10));
+    let stderr = run.drain().join("\n");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: enrollment stopped after 5 of 10 takes, saved in")
+            && stderr.contains("the input device")
+            && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("saved 5 take(s)") && stdout.contains("--extra-data"), "{stdout}");
+    assert_eq!(names_in(&takes), (0..5).map(|d| format!("{d}_mic_0.wav")).collect::<Vec<_>>());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
