@@ -1,3 +1,5 @@
+// File names come from outside: no indexing that could panic on them.
+#![deny(clippy::indexing_slicing)]
 //! Enrollment: a user's own takes of each digit, saved as FSDD-named recordings
 //! (`{digit}_{speaker}_{index}.wav`, 8 kHz mono 16-bit) that `train --extra-data` adds to the
 //! training set. `listen --enroll` records them; this module names, numbers and writes them.
@@ -48,8 +50,8 @@ impl TakeFolder {
             let name = entry.map_err(|e| Error::io(dir, e))?.file_name();
             if let Some((digit, who, index)) = name.to_str().and_then(parse_name)
                 && who == speaker
+                && let Some(n) = next.get_mut(usize::from(digit))
             {
-                let n = &mut next[usize::from(digit) % NUM_CLASSES];
                 *n = (*n).max(index.saturating_add(1));
             }
         }
@@ -64,30 +66,32 @@ impl TakeFolder {
         &self.speaker
     }
 
-    /// The index the next take of `digit` will get.
-    pub fn next_index(&self, digit: u8) -> u32 {
-        self.next[usize::from(digit) % NUM_CLASSES]
+    /// The index the next take of `digit` will get (`None` for a number that is not a digit).
+    pub fn next_index(&self, digit: u8) -> Option<u32> {
+        self.next.get(usize::from(digit)).copied()
     }
 
     /// Saves one take of `digit` (mono samples at `rate`) as the next
     /// `{digit}_{speaker}_{index}.wav`, resampled to [`SAMPLE_RATE`] and written atomically.
     /// Returns its path.
     pub fn save(&mut self, digit: u8, samples: &[f32], rate: u32) -> Result<PathBuf> {
-        if usize::from(digit) >= NUM_CLASSES {
-            return Err(Error::Config(format!("{digit} is not a digit")));
-        }
-        let slot = usize::from(digit);
+        let dir = &self.dir;
+        let speaker = &self.speaker;
+        let next = self
+            .next
+            .get_mut(usize::from(digit))
+            .ok_or_else(|| Error::Config(format!("{digit} is not a digit")))?;
         // A file written since the folder was opened (another session) is skipped, not replaced.
         let path = loop {
-            let path = self.dir.join(format!("{digit}_{}_{}.wav", self.speaker, self.next[slot]));
+            let path = dir.join(format!("{digit}_{speaker}_{next}.wav"));
             if !path.exists() {
                 break path;
             }
-            self.next[slot] += 1;
+            *next += 1;
         };
         let samples = resample(samples, rate, SAMPLE_RATE)?;
         audio::write_wav(&path, &samples, SAMPLE_RATE)?;
-        self.next[slot] += 1;
+        *next += 1;
         Ok(path)
     }
 }
@@ -119,7 +123,10 @@ mod tests {
             std::fs::write(dir.join(name), b"").unwrap();
         }
         let mut folder = TakeFolder::open(&dir, "me").unwrap();
-        assert_eq!((folder.next_index(3), folder.next_index(5)), (5, 0));
+        assert_eq!(
+            (folder.next_index(3), folder.next_index(5), folder.next_index(10)),
+            (Some(5), Some(0), None)
+        );
         let tone: Vec<f32> = (0..1600).map(|i| 0.3 * (i as f32 * 0.2).sin()).collect();
         let a = folder.save(3, &tone, 16_000).unwrap();
         // Taken by someone else meanwhile: skipped.
@@ -129,6 +136,7 @@ mod tests {
         assert_eq!(b.file_name().unwrap(), "3_me_7.wav");
         let clip = audio::read_wav(&a, 10.0).unwrap();
         assert_eq!((clip.sample_rate, clip.samples.len()), (8000, 800));
+        assert!(folder.save(10, &tone, 16_000).is_err());
         assert!(TakeFolder::open(&dir, "Me").is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
