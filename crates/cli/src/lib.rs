@@ -1,8 +1,9 @@
 //! Glue shared by the binaries: default paths and the built-in model, `-q`/`-v` and logging,
 //! colours, error reporting and exit codes, progress bars. The work itself lives in the
 //! `spoken-digits` crate; [`mic`] and [`live`] hold the audio device and the live loop that
-//! `listen` and `check-mic` share.
+//! `listen` and `check-mic` share, and [`enroll`] the prompts and reports of `listen --enroll`.
 
+pub mod enroll;
 pub mod live;
 pub mod mic;
 

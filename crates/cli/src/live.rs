@@ -5,6 +5,9 @@
 //! Files and stdin go through the same ring buffer and worker as the microphone (a feeder
 //! thread plays the part of the audio callback, paced in real time unless asked not to), so
 //! `--input` tests the very path a microphone takes.
+//!
+//! A lost microphone ends the session, unless a [`Reopen`] is given (`listen --reconnect`):
+//! then the session tries to open the input again every second until it comes back.
 
 use crate::mic;
 use anyhow::{Context, anyhow, bail};
@@ -21,6 +24,25 @@ use std::time::{Duration, Instant};
 
 /// Ring buffer length for file and stdin feeds (seconds).
 const FEED_RING_SECONDS: f64 = 2.0;
+
+/// Time between attempts to reopen a lost input.
+const REOPEN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Opens the input again after it was lost (`listen --reconnect`): the new feed, and how to
+/// name it in the "listening again on ..." message.
+pub type Reopen = Box<dyn FnMut() -> anyhow::Result<(Feed, String)>>;
+
+/// What [`Session::next_utterance`] found.
+pub enum Next {
+    /// The next utterance, classified.
+    Utterance(HeardDigit),
+    /// The input was lost and has been reopened (`--reconnect`); what was being said is gone.
+    Resumed,
+    /// The file or pipe ended.
+    Ended,
+    /// Ctrl-C.
+    Stopped,
+}
 
 /// Where samples come from.
 pub struct Feed {
@@ -271,6 +293,12 @@ pub struct Session<'m> {
     /// Converted samples that were all exactly zero so far (microphones only).
     silent_samples: u64,
     warned_silence: bool,
+    /// Set with [`Session::reconnect_with`]: how to reopen a lost microphone.
+    reopen: Option<Reopen>,
+    /// Samples dropped by inputs that were lost and replaced.
+    dropped_before: u64,
+    /// The file or pipe has ended and the recogniser has been flushed.
+    ended: bool,
 }
 
 impl<'m> Session<'m> {
@@ -295,7 +323,21 @@ impl<'m> Session<'m> {
             last_audio: (0, Instant::now()),
             silent_samples: 0,
             warned_silence: false,
+            reopen: None,
+            dropped_before: 0,
+            ended: false,
         })
+    }
+
+    /// When the microphone is lost, reopen it with `reopen` (retrying every second until it
+    /// comes back or Ctrl-C) instead of ending the session with an error.
+    pub fn reconnect_with(&mut self, reopen: Reopen) {
+        self.reopen = Some(reopen);
+    }
+
+    /// The rate of the utterances' samples (the model's front end rate).
+    pub fn sample_rate(&self) -> u32 {
+        self.recogniser.sample_rate()
     }
 
     /// Hands-free: utterances and sequences as the VAD finds them, until the input ends or
@@ -308,8 +350,16 @@ impl<'m> Session<'m> {
                 break;
             }
             let arrived = Instant::now();
-            if !self.pull()? {
-                break;
+            match self.pull() {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(lost) => {
+                    // The digits heard up to the loss are printed before waiting for the input.
+                    self.end_stream()?;
+                    self.emit()?;
+                    self.reopen(lost)?;
+                    continue;
+                }
             }
             if self.mono.is_empty() {
                 continue;
@@ -319,12 +369,94 @@ impl<'m> Session<'m> {
             self.emit()?;
         }
         // The end of the input (or Ctrl-C): what the resampler and the VAD still hold.
+        self.end_stream()?;
+        self.emit()?;
+        Ok(self.finish_summary(started, self.recogniser.seconds()))
+    }
+
+    /// For enrollment: the next utterance the VAD cuts from the stream, classified. Sequence
+    /// breaks are skipped; at the end of a file or pipe, what the VAD still holds comes first.
+    pub fn next_utterance(&mut self) -> anyhow::Result<Next> {
+        loop {
+            if let Some(i) = self.heard.iter().position(|h| matches!(h, Heard::Digit(_)))
+                && let Heard::Digit(d) = self.heard.remove(i)
+            {
+                return Ok(Next::Utterance(d));
+            }
+            self.heard.clear();
+            if self.ended {
+                return Ok(Next::Ended);
+            }
+            if self.stop.load(Ordering::SeqCst) {
+                self.summary.stopped_by_user = true;
+                return Ok(Next::Stopped);
+            }
+            let arrived = Instant::now();
+            match self.pull() {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.end_stream()?;
+                    self.ended = true;
+                    continue;
+                }
+                Err(lost) => {
+                    // An utterance cut short by the loss is not a take: drop it.
+                    self.end_stream()?;
+                    self.heard.clear();
+                    self.reopen(lost)?;
+                    return Ok(if self.stop.load(Ordering::SeqCst) { Next::Stopped } else { Next::Resumed });
+                }
+            }
+            if !self.mono.is_empty() {
+                self.recogniser.push(&self.mono, arrived, &mut self.heard)?;
+                self.mono.clear();
+            }
+        }
+    }
+
+    /// Pushes out what the resampler and the VAD still hold (the utterance in progress and the
+    /// open sequence) into `self.heard`.
+    fn end_stream(&mut self) -> anyhow::Result<()> {
         self.converter.flush(&mut self.mono)?;
         self.recogniser.push(&self.mono, Instant::now(), &mut self.heard)?;
         self.mono.clear();
         self.recogniser.finish(&mut self.heard)?;
-        self.emit()?;
-        Ok(self.finish_summary(started, self.recogniser.seconds()))
+        Ok(())
+    }
+
+    /// The microphone was `lost`. Without a [`Reopen`] that is the session's error. With one,
+    /// try every second until the input opens again (then carry on with it) or Ctrl-C.
+    ///
+    /// The dead stream is not closed (see `mic::Input`'s `Drop`: closing it can hang for good),
+    /// so each loss leaks one stuck audio thread; a new stream does not depend on it.
+    fn reopen(&mut self, lost: anyhow::Error) -> anyhow::Result<()> {
+        let Some(reopen) = self.reopen.as_mut() else { return Err(lost) };
+        eprintln!("warning: {lost:#}; trying to reopen the input every second (Ctrl-C to stop)");
+        let mut attempts = 0u64;
+        loop {
+            let next_try = Instant::now() + REOPEN_INTERVAL;
+            while Instant::now() < next_try {
+                if self.stop.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            attempts += 1;
+            match reopen() {
+                Ok((feed, name)) => {
+                    self.converter =
+                        StreamConverter::new(feed.channels, feed.rate, self.recogniser.sample_rate())?;
+                    self.dropped_before += self.feed.dropped();
+                    self.feed = feed;
+                    self.reported_drops = 0;
+                    self.last_audio = (0, Instant::now());
+                    self.silent_samples = 0;
+                    eprintln!("listening again on {name} (after {attempts} attempt(s))");
+                    return Ok(());
+                }
+                Err(e) => tracing::info!(attempts, "the input does not open yet: {e:#}"),
+            }
+        }
     }
 
     /// Push-to-talk: Enter records 1.5 s, the loudest second is classified; `q` quits.
@@ -351,8 +483,18 @@ impl<'m> Session<'m> {
             }
             // Keep draining while idle, so the ring never overflows and a recording starts
             // with fresh audio.
-            if !self.pull()? {
-                break;
+            match self.pull() {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(lost) => {
+                    // A recording cut short by the loss is dropped.
+                    let dropped = recording.take().is_some();
+                    self.reopen(lost)?;
+                    if dropped {
+                        eprintln!("press Enter and say one digit; q then Enter quits");
+                    }
+                    continue;
+                }
             }
             if let Some((buf, at)) = &mut recording {
                 buf.extend_from_slice(&self.mono);
@@ -369,6 +511,7 @@ impl<'m> Session<'m> {
                         start_s: start as f64 / rate as f64,
                         end_s: (start + window) as f64 / rate as f64,
                         detected: done,
+                        samples: clip.to_vec(),
                     };
                     self.print_digit(&digit)?;
                     recording = None;
@@ -474,7 +617,7 @@ impl<'m> Session<'m> {
     fn finish_summary(&mut self, started: Instant, audio_seconds: f64) -> Summary {
         self.summary.audio_seconds = audio_seconds;
         self.summary.wall_seconds = started.elapsed().as_secs_f64();
-        self.summary.dropped = self.feed.dropped();
+        self.summary.dropped = self.dropped_before + self.feed.dropped();
         self.summary.clone()
     }
 }

@@ -286,6 +286,23 @@ impl Input {
     }
 }
 
+/// Finds the device `choice` names, chooses its configuration ([`choose_config`]) and starts
+/// it ([`start`]). Returns the running input and the device's name. Errors say what a user can do.
+pub fn open(
+    choice: &DeviceChoice,
+    want_rate: u32,
+    request: Request,
+    ring_seconds: f64,
+) -> anyhow::Result<(Input, String)> {
+    let device = find_device(choice).map_err(|e| e.context(no_device_hint()))?;
+    let name = device_name(&device);
+    let capture = choose_config(&device, want_rate, request)
+        .with_context(|| format!("no usable input on '{name}': {}", no_device_hint()))?;
+    let input = start(&device, capture, ring_seconds)
+        .with_context(|| format!("no usable input on '{name}': {}", no_device_hint()))?;
+    Ok((input, name))
+}
+
 /// Opens `device` with `capture` and starts it. The ring holds `ring_seconds` of audio.
 pub fn start(device: &cpal::Device, capture: Capture, ring_seconds: f64) -> anyhow::Result<Input> {
     let len =

@@ -398,3 +398,50 @@ fn prediction_binaries_do_not_load_libtorch() {
     // The check itself works: train does need it.
     assert!(loaded_libraries(TRAIN).contains("libtorch_cpu"));
 }
+
+#[test]
+fn extra_data_is_trained_on_and_never_tested_on() {
+    use spoken_digits::dataset;
+    let dir = temp_dir("extra");
+    let extra = dir.join("voice");
+    std::fs::create_dir_all(&extra).unwrap();
+    // Ten takes under a new speaker's name (the hold-out recordings, in no split), and two files
+    // whose names do not parse.
+    let holdout_dir = root().join("free-spoken-digit-dataset/inference_audio");
+    for entry in std::fs::read_dir(&holdout_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let digit = dataset::label_from_name(&path).unwrap();
+        std::fs::copy(&path, extra.join(format!("{digit}_newvoice_0.wav"))).unwrap();
+    }
+    std::fs::write(extra.join("notes.txt"), "x").unwrap();
+    std::fs::write(extra.join("take one.wav"), "x").unwrap();
+    let model = dir.join("m.safetensors");
+    let args =
+        ["--quiet", "--epochs", "1", "--augmented-copies", "0", "--split", "speaker:theo", "--device", "cpu"];
+    let out = run(
+        TRAIN,
+        &[&args[..], &["--extra-data", extra.to_str().unwrap(), "--out", model.to_str().unwrap()]].concat(),
+        &root(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.matches("ignored 2 file(s)").count(), 1, "{err}");
+    // The same split without the extra data, from the library.
+    let holdout = dataset::read_holdout(&root().join("free-spoken-digit-dataset/holdout.txt")).unwrap();
+    let fsdd = dataset::scan(&recordings(), &holdout).unwrap().recordings;
+    let plain = dataset::split(&fsdd, &"speaker:theo".parse().unwrap(), 0.1, 42).unwrap();
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("m.metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["train_size"].as_u64(), Some(plain.train.len() as u64 + 10));
+    assert_eq!(metrics["val_size"].as_u64(), Some(plain.val.len() as u64));
+    assert_eq!(metrics["test_size"].as_u64(), Some(plain.test.len() as u64));
+    let recorded = &metrics["config"]["extra_data"];
+    assert_eq!(recorded.as_array().unwrap().len(), 1, "{recorded}");
+    assert_eq!(recorded[0]["recordings"].as_u64(), Some(10));
+    assert_eq!(Path::new(recorded[0]["dir"].as_str().unwrap()), std::fs::canonicalize(&extra).unwrap());
+    // The FSDD folder itself is refused as extra data: its test recordings would be trained on.
+    let out = run(TRAIN, &[&args[..], &["--extra-data", recordings().to_str().unwrap()]].concat(), &root());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is the --data folder"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -223,6 +223,19 @@ impl VirtualMic {
     fn stop(&self) {
         let _ = Command::new(&self.script).arg("stop").env("VIRTUAL_MIC_DIR", &self.dir).status();
     }
+
+    /// Starts the server again after [`VirtualMic::stop`], at the same address.
+    fn restart(&self) {
+        let log = std::fs::File::create(self.dir.join("restart.log")).unwrap();
+        let out = Command::new(&self.script)
+            .arg("start")
+            .env("VIRTUAL_MIC_DIR", &self.dir)
+            .stderr(log)
+            .output()
+            .unwrap();
+        let log = std::fs::read_to_string(self.dir.join("restart.log")).unwrap_or_default();
+        assert!(out.status.success(), "virtual-mic start (again) failed: {log}");
+    }
 }
 
 impl Drop for VirtualMic {
@@ -412,4 +425,234 @@ fn listen_exits_with_an_error_when_the_microphone_goes_away() {
     let stderr = run.drain().join("\n");
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("error:") && !stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn listen_reconnect_waits_for_the_microphone_to_come_back() {
+    let Some(mic) = VirtualMic::start("reconnect") else { return };
+    let dir = temp_dir("reconnect");
+    let wav = sequence_wav(&dir, 8000);
+    let mut run = Running::spawn({
+        let mut c = mic.command(LISTEN);
+        c.args(["--reconnect", "--format", "json"]);
+        c
+    });
+    run.wait_for("listening on", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    // The audio server goes away (as a device pulled out), and comes back a few seconds later.
+    mic.stop();
+    run.wait_for("trying to reopen the input every second", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(2));
+    mic.restart();
+    run.wait_for("listening again on", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    mic.play(&wav);
+    std::thread::sleep(Duration::from_millis(800));
+    let (out, stderr) = run.interrupt();
+    assert!(out.status.success(), "{stderr:?}");
+    let rows = json_lines(&text(&out.stdout));
+    assert_eq!(sequences(&rows), expected(), "{rows:?} {stderr:?}");
+    check_utterances(&rows);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+// ---- enrollment (listen --enroll) -------------------------------------------------------------
+
+/// An FSDD recording (`{digit}_{speaker}_{index}.wav`).
+fn recording(digit: u8, speaker: &str, index: u32) -> PathBuf {
+    let path = root().join(format!("free-spoken-digit-dataset/recordings/{digit}_{speaker}_{index}.wav"));
+    assert!(path.is_file(), "{}: run scripts/setup first", path.display());
+    path
+}
+
+/// The clips in order, each after 0.5 s of silence, as one 8 kHz wav (what a user saying the
+/// prompted digits sounds like).
+fn takes_wav(dir: &Path, name: &str, clips: &[PathBuf]) -> PathBuf {
+    let silence = vec![0.0f32; 4000];
+    let mut x = vec![];
+    for clip in clips {
+        x.extend_from_slice(&silence);
+        x.extend(spoken_digits::audio::load(clip, 8000, 10.0).unwrap());
+    }
+    x.extend_from_slice(&silence);
+    let path = dir.join(name);
+    spoken_digits::audio::write_wav(&path, &x, 8000).unwrap();
+    path
+}
+
+/// (format tag, channels, rate, bits per sample) from a wav's `fmt ` chunk.
+fn wav_format(path: &Path) -> (u16, u16, u32, u16) {
+    let b = std::fs::read(path).unwrap();
+    assert_eq!((&b[..4], &b[8..12]), (&b"RIFF"[..], &b"WAVE"[..]), "{}", path.display());
+    let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+    let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let mut i = 12;
+    while i + 8 <= b.len() {
+        if &b[i..i + 4] == b"fmt " {
+            return (u16_at(i + 8), u16_at(i + 10), u32_at(i + 12), u16_at(i + 22));
+        }
+        i += 8 + u32_at(i + 4) as usize;
+    }
+    panic!("{}: no fmt chunk", path.display());
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    names
+}
+
+fn enroll(dir: &Path, input: &Path, takes: u32) -> Output {
+    Command::new(LISTEN)
+        .args(["--enroll", dir.to_str().unwrap(), "--speaker", "Test-Voice", "--takes"])
+        .arg(takes.to_string())
+        .args(["--input", input.to_str().unwrap(), "--no-realtime", "--format", "json"])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn enroll_saves_every_take_fsdd_named_and_a_second_run_adds_more() {
+    let dir = temp_dir("enroll");
+    let takes = dir.join("my voice");
+    // Two rounds of 0-9: the hold-out recordings, then jackson's index 0.
+    let clips: Vec<PathBuf> =
+        (0..10).map(holdout).chain((0..10).map(|d| recording(d, "jackson", 0))).collect();
+    let input = takes_wav(&dir, "input.wav", &clips);
+    let out = enroll(&takes, &input, 2);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows = json_lines(&text(&out.stdout));
+    assert_eq!(rows.len(), 21, "{rows:?}");
+    let mut expected = vec![];
+    for (i, (row, clip)) in rows.iter().zip(&clips).enumerate() {
+        let digit = (i % 10) as u64;
+        assert_eq!(row["prompt"].as_u64(), Some(digit), "{row}");
+        let name = format!("{digit}_testvoice_{}.wav", i / 10);
+        let file = PathBuf::from(row["file"].as_str().unwrap());
+        assert_eq!(file, takes.join(&name));
+        assert_eq!(wav_format(&file), (1, 1, 8000, 16), "{name}: PCM, mono, 8 kHz, 16-bit");
+        // The take is the clip said at that prompt: its length within 0.2 s of the clip's.
+        let saved = spoken_digits::audio::read_wav(&file, 10.0).unwrap();
+        let source = spoken_digits::audio::read_wav(clip, 10.0).unwrap();
+        assert!(
+            (saved.seconds() - source.seconds()).abs() < 0.2,
+            "{name}: {} vs {} s",
+            saved.seconds(),
+            source.seconds()
+        );
+        expected.push(name);
+    }
+    let summary = &rows[20];
+    assert_eq!((summary["saved"].as_u64(), summary["planned"].as_u64()), (Some(20), Some(20)), "{summary}");
+    assert!(summary["right"].as_u64().unwrap() >= 18, "{summary}");
+    let next = summary["next"][0].as_str().unwrap();
+    assert!(next.starts_with("cargo run --release --bin train -- --extra-data '"), "{next}");
+    expected.sort();
+    assert_eq!(names_in(&takes), expected, "exactly the takes, no temp file");
+
+    // A second run adds takes after those there, replacing none and ignoring other files.
+    let first = std::fs::read(takes.join("4_testvoice_1.wav")).unwrap();
+    std::fs::write(takes.join("notes.txt"), "mine").unwrap();
+    std::fs::copy(holdout(3), takes.join("3_someoneelse_7.wav")).unwrap();
+    let input = takes_wav(&dir, "again.wav", &(0..10).map(holdout).collect::<Vec<_>>());
+    let out = enroll(&takes, &input, 1);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let files: Vec<String> = json_lines(&text(&out.stdout))
+        .iter()
+        .filter_map(|r| {
+            r["file"].as_str().map(|f| Path::new(f).file_name().unwrap().to_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(files, (0..10).map(|d| format!("{d}_testvoice_2.wav")).collect::<Vec<_>>());
+    assert_eq!(names_in(&takes).len(), 32);
+    assert_eq!(std::fs::read(takes.join("4_testvoice_1.wav")).unwrap(), first);
+    // The text summary names the next command.
+    let out = Command::new(LISTEN)
+        .args(["--enroll", takes.to_str().unwrap(), "--speaker", "tv", "--takes", "1"])
+        .args(["--input", input.to_str().unwrap(), "--no-realtime"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("heard 10/10 right") && stdout.contains("--bin train -- --extra-data"),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn enroll_keeps_the_takes_saved_when_the_input_ends_early() {
+    let dir = temp_dir("enroll-short");
+    let takes = dir.join("takes");
+    let input = takes_wav(&dir, "four.wav", &(0..4).map(holdout).collect::<Vec<_>>());
+    let out = enroll(&takes, &input, 1);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("error: the input ended after 4 of 10 takes") && err.contains(takes.to_str().unwrap()),
+        "{err}"
+    );
+    assert_eq!(names_in(&takes), (0..4).map(|d| format!("{d}_testvoice_0.wav")).collect::<Vec<_>>());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn enroll_ctrl_c_keeps_the_takes_and_exits_130() {
+    let dir = temp_dir("enroll-stop");
+    let takes = dir.join("takes");
+    // Two takes through a pipe that stays open, as a microphone would.
+    let mut samples = vec![0.0f32; 4000];
+    for d in 0..2 {
+        samples.extend(spoken_digits::audio::load(&holdout(d), 8000, 10.0).unwrap());
+        samples.extend(vec![0.0f32; 4000]);
+    }
+    let bytes: Vec<u8> =
+        samples.iter().flat_map(|&s| ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes()).collect();
+    let mut cmd = Command::new(LISTEN);
+    cmd.args(["--enroll", takes.to_str().unwrap(), "--speaker", "me", "--takes", "1", "--input", "-"])
+        .stdin(Stdio::piped());
+    let mut run = Running::spawn(cmd);
+    let mut stdin = run.child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, &bytes).unwrap();
+    run.wait_for("say 2", Duration::from_secs(20));
+    let (out, stderr) = run.interrupt();
+    drop(stdin);
+    assert_eq!(out.status.code(), Some(130), "{stderr:?}");
+    assert!(stderr.iter().any(|l| l.contains("stopped after 2 of 10 takes")), "{stderr:?}");
+    assert!(text(&out.stdout).contains("saved 2 take(s)"), "{}", text(&out.stdout));
+    assert_eq!(names_in(&takes), ["0_me_0.wav", "1_me_0.wav"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn enroll_from_the_microphone_keeps_the_takes_when_it_goes_away() {
+    let Some(mic) = VirtualMic::start("enroll") else { return };
+    let dir = temp_dir("enroll-mic");
+    let takes = dir.join("takes");
+    let input = takes_wav(&dir, "five.wav", &(0..5).map(holdout).collect::<Vec<_>>());
+    let mut run = Running::spawn({
+        let mut c = mic.command(LISTEN);
+        c.args(["--enroll", takes.to_str().unwrap(), "--speaker", "mic", "--takes", "1"]);
+        c
+    });
+    run.wait_for("say 0", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    mic.play(&input);
+    run.wait_for("say 5", Duration::from_secs(5));
+    mic.stop();
+    let out = run.wait(Duration::from_secs(10));
+    let stderr = run.drain().join("\n");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: enrollment stopped after 5 of 10 takes, saved in")
+            && stderr.contains("the input device")
+            && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("saved 5 take(s)") && stdout.contains("--extra-data"), "{stdout}");
+    assert_eq!(names_in(&takes), (0..5).map(|d| format!("{d}_mic_0.wav")).collect::<Vec<_>>());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -5,6 +5,8 @@
 //! Recordings are named `{digit}_{speaker}_{index}.wav`. FSDD's own split puts index 0-4 in the
 //! test set. The files listed in the hold-out manifest (`holdout.txt`, copied to
 //! `inference_audio/` by setup) are excluded from training, validation and test in every split.
+//! Extra recordings (a user's own voice, from `listen --enroll`) join the training set only
+//! ([`split_with_extra`]).
 
 use crate::{Error, NUM_CLASSES, Result};
 use rand::SeedableRng;
@@ -171,6 +173,21 @@ pub fn split(recordings: &[Recording], split: &Split, val_fraction: f64, seed: u
     Ok(sets)
 }
 
+/// [`split`] of `recordings`, then `extra` added to the training set. The extra recordings
+/// never reach validation or test, and the FSDD sets are exactly those [`split`] gives without
+/// them, so test accuracies stay comparable.
+pub fn split_with_extra(
+    recordings: &[Recording],
+    extra: &[Recording],
+    split: &Split,
+    val_fraction: f64,
+    seed: u64,
+) -> Result<Sets> {
+    let mut sets = self::split(recordings, split, val_fraction, seed)?;
+    sets.train.extend_from_slice(extra);
+    Ok(sets)
+}
+
 fn check_classes(what: &str, set: &[Recording]) -> Result<()> {
     let mut counts = [0usize; NUM_CLASSES];
     for r in set {
@@ -244,6 +261,37 @@ mod tests {
     fn random_split_is_80_10_10() {
         let sets = split(&fake(6), &Split::Random, 1.0 / 9.0, 3).unwrap();
         assert_eq!((sets.train.len(), sets.val.len(), sets.test.len()), (2400, 300, 300));
+    }
+
+    #[test]
+    fn extra_recordings_join_training_only_in_every_split() {
+        let fsdd = fake(6);
+        // An enrolled speaker, and one who shares a name (and indexes 0-4) with an FSDD speaker.
+        let extra: Vec<Recording> = ["me", "s2"]
+            .iter()
+            .flat_map(|s| {
+                (0..10u8).flat_map(move |d| {
+                    (0..3).map(move |i| Recording {
+                        path: format!("extra/{d}_{s}_{i}.wav").into(),
+                        digit: d,
+                        speaker: s.to_string(),
+                        index: i,
+                    })
+                })
+            })
+            .collect();
+        let mut splits = vec![Split::Official, Split::Random];
+        // Every leave-one-speaker-out fold.
+        splits.extend((0..6).map(|s| Split::Speaker(format!("s{s}"))));
+        for sp in &splits {
+            let plain = split(&fsdd, sp, 0.1, 7).unwrap();
+            let sets = split_with_extra(&fsdd, &extra, sp, 0.1, 7).unwrap();
+            let is_extra = |r: &Recording| r.path.starts_with("extra");
+            assert!(!sets.test.iter().chain(&sets.val).any(is_extra), "{sp}");
+            assert_eq!(sets.train.iter().filter(|r| is_extra(r)).count(), extra.len(), "{sp}");
+            assert_eq!((&sets.val, &sets.test), (&plain.val, &plain.test), "{sp}");
+            assert_eq!(sets.train[..plain.train.len()], plain.train[..], "{sp}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod atomic;
 pub mod audio;
 pub mod augment;
 pub mod dataset;
+pub mod enroll;
 pub mod error;
 pub mod features;
 pub mod metrics;

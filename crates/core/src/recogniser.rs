@@ -22,6 +22,8 @@ pub struct HeardDigit {
     /// When the audio that completed the end detection reached the recogniser; the printed
     /// latency is measured from here.
     pub detected: Instant,
+    /// The utterance as cut from the stream (at the front end's rate), for `listen --enroll`.
+    pub samples: Vec<f32>,
 }
 
 impl HeardDigit {
@@ -111,6 +113,7 @@ impl<'m> Recogniser<'m> {
                         start_s: u.start_s,
                         end_s: u.end_s,
                         detected: arrived,
+                        samples: u.samples,
                     };
                     self.sequence.push(heard.symbol());
                     out.push(Heard::Digit(heard));

@@ -242,6 +242,7 @@ mod tests {
                 start_s,
                 end_s,
                 detected: std::time::Instant::now(),
+                samples: vec![],
             })
         };
         let perfect =

@@ -37,6 +37,17 @@ pub struct TrainConfig {
     /// Decoupled weight decay (AdamW); 0 is plain Adam as in the original.
     #[serde(default)]
     pub weight_decay: f64,
+    /// Folders of extra recordings (`train --extra-data`) added to the training set of every
+    /// split, never to validation or test.
+    #[serde(default)]
+    pub extra_data: Vec<ExtraData>,
+}
+
+/// One folder of extra training recordings and how many were used from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraData {
+    pub dir: std::path::PathBuf,
+    pub recordings: usize,
 }
 
 /// Learning-rate schedules.
@@ -141,6 +152,7 @@ impl Default for TrainConfig {
             max_seconds: audio::DEFAULT_MAX_SECONDS,
             schedule: Schedule::Constant,
             weight_decay: 0.0,
+            extra_data: vec![],
         }
     }
 }

@@ -208,10 +208,12 @@ pub fn save(model: &Classifier, report: &TrainReport, path: &std::path::Path) ->
     spoken_digits::atomic::write_json(&spoken_digits::model::metrics_path(path), report)
 }
 
-/// Trains one model per speaker with that speaker held out, and tests on them.
+/// Trains one model per speaker of `recordings` with that speaker held out, and tests on them;
+/// `extra` recordings are added to every fold's training set.
 pub fn loso(
     cfg: &TrainConfig,
     recordings: &[Recording],
+    extra: &[Recording],
     device: Device,
     threads: usize,
     progress: &mut dyn Progress,
@@ -230,7 +232,13 @@ pub fn loso(
     for (i, speaker) in speakers.iter().enumerate() {
         progress.fold_start(i, speakers.len(), speaker);
         let fold_cfg = TrainConfig { split: Split::Speaker(speaker.clone()), ..cfg.clone() };
-        let sets = spoken_digits::dataset::split(recordings, &fold_cfg.split, cfg.val_fraction, cfg.seed)?;
+        let sets = spoken_digits::dataset::split_with_extra(
+            recordings,
+            extra,
+            &fold_cfg.split,
+            cfg.val_fraction,
+            cfg.seed,
+        )?;
         let (_, report) = train(&fold_cfg, &sets, device, threads, progress, stop)?;
         if report.interrupted {
             interrupted = true;

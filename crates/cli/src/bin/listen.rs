@@ -2,17 +2,22 @@
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
+use spoken_digits::enroll::{self, TakeFolder};
 use spoken_digits::model::Model;
 use spoken_digits::recogniser::Recogniser;
 use spoken_digits::stream::SegmenterConfig;
 use spoken_digits::vad::VadKind;
+use spoken_digits_cli::enroll::{End, print_summary, record};
 use spoken_digits_cli::live::{self, Feed, Output, OutputFormat, Session};
 use spoken_digits_cli::mic::{self, DeviceChoice, Request};
 use spoken_digits_cli::{DEFAULT_MODEL, Verbosity, default_path, run};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Seconds of audio the microphone's ring buffer holds.
+const RING_SECONDS: f64 = 4.0;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Vad {
@@ -28,6 +33,10 @@ enum Vad {
 /// printed with its confidence as soon as you stop, and after a longer pause (--gap) the whole
 /// sequence is printed on one line. `--input` feeds a wav file (or raw 16-bit PCM on stdin)
 /// through the very same pipeline instead of the microphone. Ctrl-C stops.
+///
+/// `--enroll DIR` records your own voice instead: it asks for each digit in turn, saves every
+/// take as an FSDD-named wav in DIR and shows what the current model heard; `train
+/// --extra-data DIR` then trains a model that knows your voice.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
@@ -70,6 +79,25 @@ struct Args {
     /// Capture this many channels instead of asking for mono.
     #[arg(long, value_name = "N")]
     capture_channels: Option<u16>,
+    /// When the input device is lost (unplugged, or the audio server restarted), keep trying to
+    /// open it again every second (the same --device, or the default input) until it comes
+    /// back or Ctrl-C, instead of exiting.
+    #[arg(long, conflicts_with = "input")]
+    reconnect: bool,
+    /// Enrollment: say each digit when asked ("say 7"); every take is saved at once in DIR
+    /// (created if missing) as an FSDD-named 8 kHz mono wav, <digit>_<speaker>_<n>.wav, and
+    /// the current model's guess is shown. n continues after the takes already in DIR, so a
+    /// second run adds takes. Then train on them with `train --extra-data DIR`.
+    #[arg(long, value_name = "DIR", conflicts_with = "push_to_talk")]
+    enroll: Option<PathBuf>,
+    /// With --enroll: takes of each digit, asked in rounds of 0-9.
+    #[arg(long, default_value_t = 3, value_name = "N", requires = "enroll",
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    takes: u32,
+    /// With --enroll: the speaker name in the file names; only its letters and digits are kept,
+    /// lower-cased [default: $USER].
+    #[arg(long, value_name = "NAME", requires = "enroll")]
+    speaker: Option<String>,
     /// -q: no status messages or summary on stderr; -v: log what happens.
     #[command(flatten)]
     verbosity: Verbosity,
@@ -98,6 +126,14 @@ fn listen_main(args: Args) -> anyhow::Result<ExitCode> {
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .context("installing the Ctrl-C handler")?;
 
+    // Enrollment's folder first: a bad name or an unwritable folder fails before recording.
+    let mut folder = match &args.enroll {
+        Some(dir) => Some(take_folder(dir, args.speaker.as_deref())?),
+        None => None,
+    };
+
+    let choice = args.device.clone().unwrap_or(DeviceChoice::Default);
+    let request = Request { rate: args.capture_rate, channels: args.capture_channels };
     let out = Output::new(args.format);
     let say = |m: &str| {
         if !args.verbosity.quiet {
@@ -121,14 +157,8 @@ fn listen_main(args: Args) -> anyhow::Result<ExitCode> {
             feed
         }
         None => {
-            let device = mic::find_device(&args.device.clone().unwrap_or(DeviceChoice::Default))
-                .map_err(|e| e.context(mic::no_device_hint()))?;
-            let request = Request { rate: args.capture_rate, channels: args.capture_channels };
-            let name = mic::device_name(&device);
-            let capture = mic::choose_config(&device, rate, request)
-                .with_context(|| format!("no usable input on '{name}': {}", mic::no_device_hint()))?;
-            let input = mic::start(&device, capture, 4.0)
-                .with_context(|| format!("no usable input on '{name}': {}", mic::no_device_hint()))?;
+            let (input, name) = mic::open(&choice, rate, request, RING_SECONDS)?;
+            let capture = input.capture;
             say(&format!(
                 "listening on '{name}' ({capture}{}); {}",
                 if capture.config.sample_rate == rate && capture.config.channels == 1 {
@@ -138,6 +168,8 @@ fn listen_main(args: Args) -> anyhow::Result<ExitCode> {
                 },
                 if args.push_to_talk {
                     "press Enter to speak, q to quit"
+                } else if args.enroll.is_some() {
+                    "say each digit when asked, Ctrl-C to stop"
                 } else {
                     "speak digits, Ctrl-C to stop"
                 }
@@ -146,6 +178,16 @@ fn listen_main(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let mut session = Session::new(feed, recogniser, out, stop)?;
+    if args.reconnect {
+        session.reconnect_with(Box::new(move || {
+            let (input, name) = mic::open(&choice, rate, request, RING_SECONDS)?;
+            let what = format!("'{name}' ({})", input.capture);
+            Ok((Feed::microphone(input), what))
+        }));
+    }
+    if let Some(folder) = &mut folder {
+        return enroll_main(&args, &mut session, folder);
+    }
     let summary = if args.push_to_talk { session.push_to_talk()? } else { session.hands_free()? };
     if !args.verbosity.quiet {
         eprintln!("{summary}");
@@ -154,4 +196,48 @@ fn listen_main(args: Args) -> anyhow::Result<ExitCode> {
         bail!("the input held no audio");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--enroll`: the folder for the takes of `--speaker` (or `$USER`).
+fn take_folder(dir: &Path, speaker: Option<&str>) -> anyhow::Result<TakeFolder> {
+    let raw = match speaker {
+        Some(s) => s.to_string(),
+        None => std::env::var("USER").unwrap_or_default(),
+    };
+    let name = enroll::speaker_name(&raw);
+    if name.is_empty() {
+        bail!(
+            "no speaker name for the file names ('{raw}' from {} has no letter or digit): give one with --speaker NAME",
+            if speaker.is_some() { "--speaker" } else { "$USER" }
+        );
+    }
+    TakeFolder::open(dir, &name).with_context(|| format!("opening the enrollment folder {}", dir.display()))
+}
+
+/// Records the takes, prints the summary and the next commands; a session that ended early
+/// says how many takes were saved and where, and exits non-zero (130 on Ctrl-C).
+fn enroll_main(args: &Args, session: &mut Session, folder: &mut TakeFolder) -> anyhow::Result<ExitCode> {
+    let prompts = enroll::prompts(args.takes as usize);
+    if !args.verbosity.quiet {
+        eprintln!(
+            "enrolling speaker '{}' into {}: {} take(s) of each digit, {} in all",
+            folder.speaker(),
+            folder.dir().display(),
+            args.takes,
+            prompts.len()
+        );
+    }
+    let result = record(session, folder, &prompts, args.format);
+    print_summary(&result, folder, args.format)?;
+    let saved =
+        format!("{} of {} takes, saved in {}", result.takes.len(), result.planned, folder.dir().display());
+    match result.end {
+        End::Complete => Ok(ExitCode::SUCCESS),
+        End::Stopped => {
+            eprintln!("stopped after {saved}");
+            Ok(ExitCode::from(130))
+        }
+        End::InputEnded => bail!("the input ended after {saved}"),
+        End::Failed(e) => Err(e.context(format!("enrollment stopped after {saved}"))),
+    }
 }

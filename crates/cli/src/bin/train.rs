@@ -12,6 +12,7 @@ use spoken_digits_cli::{
     paint, run, warn,
 };
 use spoken_digits_torch::{Device, cnn, train as fit};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -26,12 +27,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// metrics (.metrics.json), and beside them two pictures: the confusion matrix (.confusion.png)
 /// and the loss and accuracy curves (.curves.png). `--split loso` writes the metrics, the
 /// accuracy per speaker (.speakers.png) and the pooled confusion matrix.
+///
+/// `--extra-data DIR` adds your own recordings (from `listen --enroll`) to the training set.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
     /// Folder of FSDD recordings ({digit}_{speaker}_{index}.wav).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+    /// A folder of extra FSDD-named recordings, such as your own takes from `listen --enroll
+    /// DIR`, added to the training set only (never validation or test) in every split, and
+    /// augmented like FSDD. Repeatable.
+    #[arg(long, value_name = "DIR")]
+    extra_data: Vec<PathBuf>,
     /// Hold-out manifest: files never used for training, validation or test.
     #[arg(long, value_name = "FILE")]
     holdout: Option<PathBuf>,
@@ -185,20 +193,29 @@ fn train_main(args: Args) -> anyhow::Result<ExitCode> {
 
     let holdout =
         dataset::read_holdout(&holdout_path).context("reading the hold-out manifest (run scripts/setup)")?;
-    let scan = dataset::scan(&data, &holdout)
-        .with_context(|| format!("reading recordings from {}", data.display()))?;
-    if let Some(example) = scan.ignored.first() {
-        warn(format!(
-            "ignored {} file(s) in {} whose names are not <digit>_<speaker>_<index>.wav (e.g. {})",
-            scan.ignored.len(),
-            data.display(),
-            example.display()
-        ));
+    let scan = scan_folder(&data, &holdout)?;
+    let mut extra = vec![];
+    for dir in &args.extra_data {
+        if same_folder(dir, &data) {
+            bail!(
+                "--extra-data {} is the --data folder: its test recordings would be trained on",
+                dir.display()
+            );
+        }
+        let found = scan_folder(dir, &holdout)?;
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+        cfg.extra_data.push(train::ExtraData { dir, recordings: found.recordings.len() });
+        extra.extend(found.recordings);
     }
     let quiet = args.verbosity.quiet;
     if !quiet {
+        let extra_note = if extra.is_empty() {
+            String::new()
+        } else {
+            format!(" + {} extra for training only", extra.len())
+        };
         eprintln!(
-            "{} recordings ({} held out), recipe {:?}, split {}, device {:?}",
+            "{} recordings ({} held out){extra_note}, recipe {:?}, split {}, device {:?}",
             scan.recordings.len(),
             scan.held_out,
             args.recipe,
@@ -221,9 +238,9 @@ fn train_main(args: Args) -> anyhow::Result<ExitCode> {
 
     let mut progress = EpochBars::new(quiet);
     if loso {
-        return run_loso(&args, &cfg, &scan.recordings, device, &mut progress, &stop);
+        return run_loso(&args, &cfg, &scan.recordings, &extra, device, &mut progress, &stop);
     }
-    let sets = dataset::split(&scan.recordings, &cfg.split, cfg.val_fraction, cfg.seed)?;
+    let sets = dataset::split_with_extra(&scan.recordings, &extra, &cfg.split, cfg.val_fraction, cfg.seed)?;
     let (model, report) = fit::train(&cfg, &sets, device, args.threads, &mut progress, &stop)?;
     if report.best_epoch == 0 {
         bail!("interrupted before the first epoch finished; nothing was written");
@@ -262,11 +279,12 @@ fn run_loso(
     args: &Args,
     cfg: &TrainConfig,
     recordings: &[Recording],
+    extra: &[Recording],
     device: Device,
     progress: &mut EpochBars,
     stop: &AtomicBool,
 ) -> anyhow::Result<ExitCode> {
-    let report = fit::loso(cfg, recordings, device, args.threads, progress, stop)?;
+    let report = fit::loso(cfg, recordings, extra, device, args.threads, progress, stop)?;
     let recipe = format!("{:?}", args.recipe).to_lowercase();
     let out = match &args.out {
         Some(p) => model::metrics_path(p),
@@ -300,6 +318,29 @@ fn run_loso(
         anstream::println!("{n}wrote {}{n:#}", p.display());
     }
     Ok(if report.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
+}
+
+/// The FSDD-named recordings of `dir`; names that do not parse are counted in one warning.
+fn scan_folder(dir: &Path, holdout: &HashSet<String>) -> anyhow::Result<dataset::Scan> {
+    let scan =
+        dataset::scan(dir, holdout).with_context(|| format!("reading recordings from {}", dir.display()))?;
+    if let Some(example) = scan.ignored.first() {
+        warn(format!(
+            "ignored {} file(s) in {} whose names are not <digit>_<speaker>_<index>.wav (e.g. {})",
+            scan.ignored.len(),
+            dir.display(),
+            example.display()
+        ));
+    }
+    Ok(scan)
+}
+
+/// Whether two paths name the same folder.
+fn same_folder(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// Never replaces a model with a partial one, or with a worse one on the same split, unless
