@@ -478,11 +478,27 @@ mod tests {
 
     #[test]
     fn filters_cover_the_spectrum_like_htk() {
-        let f = mel_filters(8000, 256, 23);
+        let f = mel_filters(8000, 256, 23, 1.0);
         assert_eq!(f.len(), 23);
         // Each triangle rises from zero and falls back: its peak is at most 1.
         assert!(f.iter().all(|m| m.weights.iter().all(|&w| (0.0..=1.0).contains(&w))));
         assert!(f[0].start <= 1 && f[22].start + f[22].weights.len() <= 129);
+    }
+
+    #[test]
+    fn vtlp_moves_formant_filters_and_keeps_the_band() {
+        let plain = mel_filters(8000, 256, 23, 1.0);
+        let up = mel_filters(8000, 256, 23, 1.15);
+        let down = mel_filters(8000, 256, 23, 0.87);
+        // A low filter listens higher up with warp > 1 and lower down with warp < 1 ...
+        assert!(up[10].start > plain[10].start && down[10].start < plain[10].start);
+        // ... and the bank still spans 0 to Nyquist with valid triangles.
+        for bank in [&up, &down] {
+            assert!(bank[0].start <= 1 && bank[22].start + bank[22].weights.len() <= 129);
+            assert!(bank.iter().all(|m| !m.weights.is_empty()));
+        }
+        assert_eq!(vtlp(4000.0, 1.15, 4000.0), 4000.0);
+        assert_eq!(vtlp(0.0, 0.87, 4000.0), 0.0);
     }
 
     #[test]
