@@ -384,8 +384,21 @@ fn check_parameters(config: &ModelConfig, tensors: &Tensors, origin: &Path) -> R
     for (name, shape) in &expected {
         match tensors.get(name) {
             None => problems.push(format!("missing tensor {name}")),
-            Some((got, _)) if got != shape => problems
-                .push(format!("{name} has shape {got:?}, the {:?} model expects {shape:?}", config.arch)),
+            Some((got, _)) if got != shape => {
+                let mut problem =
+                    format!("{name} has shape {got:?}, the {:?} model expects {shape:?}", config.arch);
+                if name == "linear_stack.0.weight" {
+                    // Its width follows the feature map's size, which the config sets.
+                    let f = &config.features;
+                    problem.push_str(&format!(
+                        " (from the config's front end: n_mfcc {} x {} frames; the weights were trained \
+                         on another feature config)",
+                        f.n_mfcc,
+                        f.n_frames()
+                    ));
+                }
+                problems.push(problem);
+            }
             Some(_) => {}
         }
     }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use spoken_digits::model::{Model, argmax};
+use spoken_digits::model::{Model, ModelConfig, argmax};
 use spoken_digits::{FeatureConfig, Mfcc, audio};
 
 #[test]
@@ -94,5 +94,33 @@ fn mismatched_weights_are_refused_with_the_tensor_named() {
     std::fs::write(&path, b"not a model").unwrap();
     let err = Model::load(&path).unwrap_err().to_string();
     assert!(err.contains("not a readable safetensors file"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn truncated_weights_and_foreign_configs_are_refused_saying_what_differs() {
+    let seed = common::reference().join("seed_cnn.safetensors");
+    let bytes = std::fs::read(&seed).unwrap();
+    let origin = std::path::Path::new("cut.safetensors");
+    let cut = Model::from_bytes(&bytes[..bytes.len() / 2], ModelConfig::default(), origin).unwrap_err();
+    assert!(cut.to_string().contains("not a readable safetensors file"), "{cut}");
+
+    let dir = std::env::temp_dir().join(format!("golden-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("m.safetensors");
+    std::fs::copy(&seed, &path).unwrap();
+    // The same weights with a config whose front end makes 20 coefficients instead of 13.
+    let mut config = ModelConfig::default();
+    config.features.n_mfcc = 20;
+    config.features.n_mels = 40;
+    std::fs::write(path.with_extension("json"), serde_json::to_string(&config).unwrap()).unwrap();
+    let err = Model::load(&path).unwrap_err().to_string();
+    assert!(err.contains("linear_stack.0.weight has shape [128, 448]"), "{err}");
+    assert!(err.contains("n_mfcc 20 x 63 frames"), "{err}");
+    // A config from another version (an unknown field) is named as such.
+    std::fs::write(path.with_extension("json"), r#"{"arch":"original","num_classes":10,"colour":"red"}"#)
+        .unwrap();
+    let err = Model::load(&path).unwrap_err().to_string();
+    assert!(err.contains("not a model config this version understands") && err.contains("colour"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
