@@ -33,10 +33,21 @@ impl Clip {
 
 /// Reads a wav file as mono at its own rate. Refuses files longer than `max_seconds`.
 pub fn read_wav(path: &Path, max_seconds: f64) -> Result<Clip> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if size <= SMALL_FILE {
+        // One read for a clip-sized file (all of FSDD) instead of buffered reads.
+        let mut bytes = Vec::with_capacity(size as usize);
+        std::io::Read::read_to_end(&mut file, &mut bytes).map_err(|e| Error::io(path, e))?;
+        return read_wav_bytes(path, &bytes, max_seconds);
+    }
+    // Larger files stream, so the length check refuses a long one before its samples are read.
     let reader = hound::WavReader::new(std::io::BufReader::new(file)).map_err(|e| describe(path, e))?;
     decode(path, reader, max_seconds)
 }
+
+/// Files up to this size are read whole.
+const SMALL_FILE: u64 = 1 << 20;
 
 /// Reads a wav file from memory (used by tests and the fuzz target).
 pub fn read_wav_bytes(name: &Path, bytes: &[u8], max_seconds: f64) -> Result<Clip> {

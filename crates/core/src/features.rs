@@ -242,7 +242,6 @@ impl Mfcc {
         let cfg = &self.config;
         let (n_fft, hop, n_frames, len) = (cfg.n_fft, cfg.hop_length, cfg.n_frames(), cfg.clip_samples);
         let half = n_fft / 2;
-        let n_bins = half + 1;
 
         let samples = match cfg.trim_db {
             Some(db) => trim(samples, cfg.sample_rate, db),
@@ -277,31 +276,36 @@ impl Mfcc {
                 }
             }
             self.fft.process_with_scratch(&mut self.buffer, &mut self.scratch);
-            let (pa, pb) = self.power[pair * n_bins..].split_at_mut(n_bins);
+            // The power spectrum is stored bin-major ([bin][frame]), so that the filterbank
+            // below runs along frames in vectorisable rows.
             // Bin 0 is its own mirror; bins 1..=half mirror n_fft-1 down to n_fft-half.
             let z0 = self.buffer[0];
-            pa[0] = z0.re * z0.re;
+            self.power[pair] = z0.re * z0.re;
+            if second {
+                self.power[pair + 1] = z0.im * z0.im;
+            }
             let bins = &self.buffer[1..=half];
             let mirrors = self.buffer[half..].iter().rev();
-            for ((z, y), pa) in bins.iter().zip(mirrors.clone()).zip(&mut pa[1..]) {
+            let columns = self.power[n_frames..].chunks_exact_mut(n_frames);
+            for ((z, y), column) in bins.iter().zip(mirrors).zip(columns) {
                 let (sr, si) = (z.re + y.re, z.im - y.im);
-                *pa = 0.25 * (sr * sr + si * si);
-            }
-            if second {
-                pb[0] = z0.im * z0.im;
-                for ((z, y), pb) in bins.iter().zip(mirrors).zip(&mut pb[1..n_bins]) {
+                column[pair] = 0.25 * (sr * sr + si * si);
+                if second {
                     let (dr, di) = (z.re - y.re, z.im + y.im);
-                    *pb = 0.25 * (dr * dr + di * di);
+                    column[pair + 1] = 0.25 * (dr * dr + di * di);
                 }
             }
         }
 
-        // Mel filterbank, then dB (one vectorisable pass), tracking the clip's maximum for top_db.
-        for (m, filter) in self.filters.iter().enumerate() {
-            for t in 0..n_frames {
-                let spec =
-                    &self.power[t * n_bins + filter.start..t * n_bins + filter.start + filter.weights.len()];
-                self.mel_db[m * n_frames + t] = spec.iter().zip(&filter.weights).map(|(p, w)| p * w).sum();
+        // Mel filterbank (each filter a weighted sum of a few bin rows), then dB in one
+        // vectorisable pass, then the clip's top_db floor.
+        for (filter, row) in self.filters.iter().zip(self.mel_db.chunks_exact_mut(n_frames)) {
+            row.fill(0.0);
+            let rows = self.power[filter.start * n_frames..].chunks_exact(n_frames);
+            for (&w, bin) in filter.weights.iter().zip(rows) {
+                for (o, &p) in row.iter_mut().zip(bin) {
+                    *o += w * p;
+                }
             }
         }
         for v in &mut self.mel_db {
