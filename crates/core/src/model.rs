@@ -255,16 +255,6 @@ impl Model {
         &self.config
     }
 
-    /// Refuses a front end that is not the one this model was trained with.
-    pub fn check_features(&self, features: &FeatureConfig) -> Result<()> {
-        let diff = self.config.features.differences(features);
-        if diff.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Config(format!("feature config differs from the model's: {}", diff.join(", "))))
-        }
-    }
-
     /// Logits for `n` feature maps laid end to end (`n * n_mfcc * n_frames` values), `n * 10`
     /// values, computed on up to `threads` threads.
     pub fn logits(&self, features: &[f32], threads: usize) -> Result<Vec<f32>> {

@@ -4,7 +4,6 @@
 //! serves prediction; weights saved here load there and back, and in PyTorch.
 
 use crate::Tch;
-use spoken_digits::features::FeatureConfig;
 use spoken_digits::model::{Arch, ModelConfig, config_path};
 use spoken_digits::{Error, NUM_CLASSES, Result};
 use std::path::Path;
@@ -225,16 +224,6 @@ impl Classifier {
         match &self.net {
             Net::Original(n) => n.forward_t(xs, train),
             Net::Compact(n) => n.forward_t(xs, train),
-        }
-    }
-
-    /// Refuses a front end that is not the one this model was trained with.
-    pub fn check_features(&self, features: &FeatureConfig) -> Result<()> {
-        let diff = self.config.features.differences(features);
-        if diff.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Config(format!("feature config differs from the model's: {}", diff.join(", "))))
         }
     }
 
