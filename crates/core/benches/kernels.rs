@@ -1,10 +1,13 @@
-//! Kernel micro-benchmarks: MFCC of one clip, resampling one second of 48 kHz audio, and one
+//! Kernel micro-benchmarks: MFCC of one clip, resampling one second of 48 kHz audio, voice
+//! activity detection and segmentation of ten seconds of audio (energy and earshot), and one
 //! forward pass of each architecture (the pure-Rust one prediction uses). `cargo bench -p spoken-digits`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use spoken_digits::model::{Arch, Model, ModelConfig};
 use spoken_digits::resample::resample;
+use spoken_digits::stream::{Segmenter, SegmenterConfig};
+use spoken_digits::vad::VadKind;
 use spoken_digits::{FeatureConfig, Mfcc};
 use std::hint::black_box;
 
@@ -24,6 +27,22 @@ fn kernels(c: &mut Criterion) {
     c.bench_function("resample 1 s 48k->8k", |b| {
         b.iter(|| resample(black_box(&second), 48_000, 8_000).unwrap())
     });
+    // Ten seconds at 8 kHz: half a second of tone every second, quiet noise-free gaps between.
+    let stream: Vec<f32> =
+        (0..80_000).map(|i| if (i / 4000) % 2 == 0 { (i as f32 * 0.3).sin() * 0.3 } else { 0.0 }).collect();
+    for kind in [VadKind::Energy, VadKind::Earshot] {
+        c.bench_function(&format!("vad + segmenter 10 s {kind}"), |b| {
+            b.iter(|| {
+                let mut seg = Segmenter::new(&SegmenterConfig::new(kind), 8000).unwrap();
+                let mut out = vec![];
+                for chunk in stream.chunks(160) {
+                    seg.push(black_box(chunk), &mut out);
+                }
+                seg.finish(&mut out);
+                out
+            })
+        });
+    }
     for arch in [Arch::Original, Arch::Compact] {
         let cfg = ModelConfig { arch, ..ModelConfig::default() };
         let weights = random_weights(&cfg);

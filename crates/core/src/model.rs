@@ -271,18 +271,24 @@ impl Model {
         if clips == 0 {
             return Ok(out);
         }
-        std::thread::scope(|scope| {
-            for (input, output) in
-                features.chunks(per_thread * len).zip(out.chunks_mut(per_thread * NUM_CLASSES))
-            {
-                scope.spawn(move || {
-                    let mut scratch = vec![];
-                    for (x, y) in input.chunks(BATCH * len).zip(output.chunks_mut(BATCH * NUM_CLASSES)) {
-                        y.copy_from_slice(&self.forward(x, &mut scratch));
-                    }
-                });
+        let run = |input: &[f32], output: &mut [f32]| {
+            let mut scratch = vec![];
+            for (x, y) in input.chunks(BATCH * len).zip(output.chunks_mut(BATCH * NUM_CLASSES)) {
+                y.copy_from_slice(&self.forward(x, &mut scratch));
             }
-        });
+        };
+        if per_thread >= clips {
+            // One part (a single utterance in `listen`): no thread to start.
+            run(features, &mut out);
+        } else {
+            std::thread::scope(|scope| {
+                for (input, output) in
+                    features.chunks(per_thread * len).zip(out.chunks_mut(per_thread * NUM_CLASSES))
+                {
+                    scope.spawn(move || run(input, output));
+                }
+            });
+        }
         Ok(out)
     }
 
