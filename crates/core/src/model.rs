@@ -5,7 +5,7 @@
 //!
 //! Prediction ([`Model`]) needs no libtorch: the networks are small (about 2 M multiply-adds per
 //! clip), and loading libtorch alone costs a process about 0.45 s, ten times the work of
-//! predicting a handful of files. Training uses the same layers in libtorch ([`crate::cnn`]);
+//! predicting a handful of files. Training uses the same layers in libtorch (`spoken_digits_torch::cnn`);
 //! both read and write the same safetensors files, with the same parameter names.
 //!
 //! `--arch original` is the original project's network with the same parameter names, so weights
@@ -208,11 +208,7 @@ impl Model {
     /// Loads `path` (safetensors) and its config (`path` with `.json`), checking every tensor's
     /// name and shape against the architecture.
     pub fn load(path: &Path) -> Result<Self> {
-        if !path.is_file() {
-            return Err(Error::model(path, "model file not found (train one with `train`, or pass --model)"));
-        }
-        let config = ModelConfig::for_weights(path)?;
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let (config, bytes) = read_model_files(path)?;
         let model = Model::from_bytes(&bytes, config, path)?;
         tracing::debug!(path = %path.display(), arch = ?model.config.arch, "loaded model");
         Ok(model)
@@ -221,30 +217,26 @@ impl Model {
     /// Builds the model for `config` from the bytes of a safetensors file (such as weights
     /// embedded in a binary); `origin` names them in errors.
     pub fn from_bytes(bytes: &[u8], config: ModelConfig, origin: &Path) -> Result<Self> {
-        config.validate()?;
-        let mut tensors = read_tensors(bytes, origin)?;
-        check_parameters(&config, &tensors, origin)?;
+        let mut tensors = read_weights(bytes, &config, origin)?;
         let mut take = |name: &str| tensors.remove(name).map(|(_, values)| values).unwrap_or_default();
         let net = match config.arch {
             Arch::Original => {
-                let conv = |i: usize, take: &mut dyn FnMut(&str) -> Vec<f32>| {
-                    let w = take(&format!("conv_stack.{}.weight", 3 * i));
-                    Conv::new(w, take(&format!("conv_stack.{}.bias", 3 * i)))
-                };
-                let convs = [conv(0, &mut take), conv(1, &mut take), conv(2, &mut take)];
+                let convs = [0, 3, 6].map(|i| {
+                    let weight = take(&format!("conv_stack.{i}.weight"));
+                    Conv::new(weight, take(&format!("conv_stack.{i}.bias")))
+                });
                 let fc1 = Dense::new(take("linear_stack.0.weight"), take("linear_stack.0.bias"));
                 let fc2 = Dense::new(take("linear_stack.3.weight"), take("linear_stack.3.bias"));
                 Net::Original { convs, fc1, fc2 }
             }
             Arch::Compact => {
-                let block = |i: usize, take: &mut dyn FnMut(&str) -> Vec<f32>| {
+                let convs = [0, 1, 2].map(|i| {
                     let part = |p: &str| format!("blocks.{i}.norm.{p}");
                     let weight = take(&format!("blocks.{i}.conv.weight"));
                     let (gamma, beta) = (take(&part("weight")), take(&part("bias")));
                     let (mean, var) = (take(&part("running_mean")), take(&part("running_var")));
                     Conv::folded(weight, &gamma, &beta, &mean, &var)
-                };
-                let convs = [block(0, &mut take), block(1, &mut take), block(2, &mut take)];
+                });
                 Net::Compact { convs, head: Dense::new(take("head.weight"), take("head.bias")) }
             }
         };
@@ -335,7 +327,27 @@ fn softmax(logits: &[f32]) -> [f32; NUM_CLASSES] {
 }
 
 /// Tensors by name: shape and values.
-type Tensors = std::collections::HashMap<String, (Vec<usize>, Vec<f32>)>;
+pub type Tensors = std::collections::HashMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// A model's two files: its config (see [`ModelConfig::for_weights`]) and the weights' bytes.
+pub fn read_model_files(path: &Path) -> Result<(ModelConfig, Vec<u8>)> {
+    if !path.is_file() {
+        return Err(Error::model(path, "model file not found (train one with `train`, or pass --model)"));
+    }
+    let config = ModelConfig::for_weights(path)?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    Ok((config, bytes))
+}
+
+/// The tensors of a safetensors file, checked against `config`'s architecture: every tensor
+/// that is missing, unexpected or of the wrong shape is named in the error. Both forward passes
+/// (this one and libtorch's) load their weights through it.
+pub fn read_weights(bytes: &[u8], config: &ModelConfig, origin: &Path) -> Result<Tensors> {
+    config.validate()?;
+    let tensors = read_tensors(bytes, origin)?;
+    check_parameters(config, &tensors, origin)?;
+    Ok(tensors)
+}
 
 /// Reads every tensor of a safetensors file as f32 (f32 and f64 files are accepted).
 fn read_tensors(bytes: &[u8], origin: &Path) -> Result<Tensors> {

@@ -4,7 +4,7 @@
 //! serves prediction; weights saved here load there and back, and in PyTorch.
 
 use crate::Tch;
-use spoken_digits::model::{Arch, ModelConfig, config_path};
+use spoken_digits::model::{Arch, ModelConfig, config_path, read_model_files, read_weights};
 use spoken_digits::{Error, NUM_CLASSES, Result};
 use std::path::Path;
 use tch::nn::{self, Module, ModuleT};
@@ -142,64 +142,30 @@ impl Classifier {
     /// Loads `path` (safetensors) and its config (`path` with `.json`), checking every tensor's
     /// name and shape against the architecture.
     pub fn load(path: &Path, device: Device) -> Result<Self> {
-        if !path.is_file() {
-            return Err(Error::model(path, "model file not found (train one with `train`, or pass --model)"));
-        }
-        let config = ModelConfig::for_weights(path)?;
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let (config, bytes) = read_model_files(path)?;
         let model = Classifier::from_bytes(&bytes, config, device, path)?;
         tracing::debug!(path = %path.display(), arch = ?model.config.arch, "loaded model");
         Ok(model)
     }
 
     /// Builds the model for `config` from the bytes of a safetensors file (such as weights
-    /// embedded in a binary); `origin` names them in errors.
+    /// embedded in a binary); `origin` names them in errors. The names and shapes are checked
+    /// by [`read_weights`], as for the pure-Rust model.
     pub fn from_bytes(bytes: &[u8], config: ModelConfig, device: Device, origin: &Path) -> Result<Self> {
+        let tensors = read_weights(bytes, &config, origin)?;
         let model = Classifier::new(config, device)?;
-        let unreadable =
-            |e: &dyn std::fmt::Display| Error::model(origin, format!("not a readable safetensors file: {e}"));
-        let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| unreadable(&e))?;
-        let tensors = file
-            .tensors()
-            .into_iter()
-            .map(|(name, view)| Tensor::try_from(view).map(|t| (name, t)))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| unreadable(&e))?;
-        model.copy_from(origin, tensors)?;
-        Ok(model)
-    }
-
-    fn copy_from(&self, path: &Path, tensors: Vec<(String, Tensor)>) -> Result<()> {
-        let mut vars = self.vs.variables();
-        let mut problems = vec![];
-        let mut pending = vec![];
-        for (name, tensor) in tensors {
-            match vars.remove(&name) {
-                None => problems.push(format!("unexpected tensor {name}")),
-                Some(var) if var.size() != tensor.size() => problems.push(format!(
-                    "{name} has shape {:?}, the {:?} model expects {:?}",
-                    tensor.size(),
-                    self.config.arch,
-                    var.size()
-                )),
-                Some(var) => pending.push((var, tensor)),
-            }
-        }
-        let mut missing: Vec<String> = vars.into_keys().collect();
-        missing.sort();
-        problems.extend(missing.into_iter().map(|n| format!("missing tensor {n}")));
-        if !problems.is_empty() {
-            return Err(Error::model(
-                path,
-                format!("does not fit the {:?} architecture: {}", self.config.arch, problems.join("; ")),
-            ));
-        }
+        let vars = model.vs.variables();
         tch::no_grad(|| -> Result<()> {
-            for (mut var, tensor) in pending {
-                var.f_copy_(&tensor.f_to_kind(Kind::Float).tch()?).tch()?;
+            for (name, (shape, values)) in &tensors {
+                if let Some(var) = vars.get(name) {
+                    let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+                    let tensor = Tensor::f_from_slice(values).and_then(|t| t.f_view(dims.as_slice())).tch()?;
+                    var.shallow_clone().f_copy_(&tensor).tch()?;
+                }
             }
             Ok(())
-        })
+        })?;
+        Ok(model)
     }
 
     /// Writes the weights and the config, each atomically.
