@@ -228,13 +228,10 @@ pub fn choose_config(device: &cpal::Device, want_rate: u32, request: Request) ->
 pub struct Shared {
     /// Samples the ring buffer had no room for.
     pub dropped: AtomicU64,
-    /// Callbacks so far, and samples delivered.
+    /// Callbacks so far.
     pub callbacks: AtomicU64,
-    pub samples: AtomicU64,
     /// A fatal stream error reported by the error callback (not the data callback).
     pub error: Mutex<Option<String>>,
-    /// Non-fatal glitches (xruns).
-    pub glitches: AtomicU64,
 }
 
 impl Shared {
@@ -386,14 +383,11 @@ where
             if room < data.len() {
                 on_data.dropped.fetch_add((data.len() - room) as u64, Ordering::Relaxed);
             }
-            on_data.samples.fetch_add(data.len() as u64, Ordering::Relaxed);
             on_data.callbacks.fetch_add(1, Ordering::Relaxed);
         },
         move |err: cpal::Error| match err.kind() {
-            cpal::ErrorKind::Xrun => {
-                shared.glitches.fetch_add(1, Ordering::Relaxed);
-            }
-            cpal::ErrorKind::DeviceChanged | cpal::ErrorKind::RealtimeDenied => {}
+            // Non-fatal: a glitch (xrun), a format change, no real-time priority.
+            cpal::ErrorKind::Xrun | cpal::ErrorKind::DeviceChanged | cpal::ErrorKind::RealtimeDenied => {}
             _ => {
                 let mut slot = shared.error.lock().unwrap_or_else(|p| p.into_inner());
                 slot.get_or_insert_with(|| err.to_string());
