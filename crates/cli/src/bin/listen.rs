@@ -3,14 +3,13 @@
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use spoken_digits::enroll::{self, TakeFolder};
-use spoken_digits::model::Model;
 use spoken_digits::recogniser::Recogniser;
 use spoken_digits::stream::SegmenterConfig;
 use spoken_digits::vad::VadKind;
 use spoken_digits_cli::enroll::{End, print_summary, record};
 use spoken_digits_cli::live::{self, Feed, Output, OutputFormat, Session};
 use spoken_digits_cli::mic::{self, DeviceChoice, Request};
-use spoken_digits_cli::{DEFAULT_MODEL, Verbosity, default_path, run};
+use spoken_digits_cli::{Verbosity, load_model, run};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -110,8 +109,8 @@ fn main() -> ExitCode {
 }
 
 fn listen_main(args: Args) -> anyhow::Result<ExitCode> {
-    let model_path = args.model.clone().unwrap_or_else(|| default_path(DEFAULT_MODEL));
-    let model = Model::load(&model_path).context("loading the model")?;
+    // The shipped model (or the one compiled in), as for every other binary.
+    let (model, _) = load_model(args.model.as_deref())?;
     let rate = model.config().features.sample_rate;
     let kind = match args.vad {
         Vad::Energy => VadKind::Energy,
