@@ -106,9 +106,7 @@ pub fn spectrogram(samples: &[f32], n_fft: usize, hop: usize) -> Spectrogram {
     let n_bins = n_fft / 2 + 1;
     let n_frames = samples.len().div_ceil(hop).max(1);
     let fft = FftPlanner::<f32>::new().plan_fft_forward(n_fft);
-    let window: Vec<f32> = (0..n_fft)
-        .map(|n| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / n_fft as f64).cos()) as f32)
-        .collect();
+    let window = crate::features::hann(n_fft);
     let mut buffer = vec![Complex32::default(); n_fft];
     let mut scratch = vec![Complex32::default(); fft.get_inplace_scratch_len()];
     // [n_frames, n_bins] while computing, transposed below.

@@ -162,10 +162,7 @@ impl Mfcc {
         config.validate()?;
         let n_fft = config.n_fft;
         let fft = FftPlanner::<f32>::new().plan_fft_forward(n_fft);
-        // Periodic Hann window (torch.hann_window default).
-        let window = (0..n_fft)
-            .map(|n| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / n_fft as f64).cos()) as f32)
-            .collect();
+        let window = hann(n_fft);
         let n_bins = n_fft / 2 + 1;
         let scratch = vec![Complex32::default(); fft.get_inplace_scratch_len()];
         Ok(Mfcc {
@@ -333,6 +330,12 @@ impl Mfcc {
             }
         }
     }
+}
+
+/// The periodic Hann window of `n` points (torch.hann_window's default), shared by the front end
+/// and the analysis spectrogram.
+pub(crate) fn hann(n: usize) -> Vec<f32> {
+    (0..n).map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos()) as f32).collect()
 }
 
 /// Natural log of a positive normal float without a libm call, so that a loop of them
