@@ -159,7 +159,8 @@ impl Classifier {
             for (name, (shape, values)) in &tensors {
                 if let Some(var) = vars.get(name) {
                     let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-                    let tensor = Tensor::f_from_slice(values).and_then(|t| t.f_view(dims.as_slice())).tch()?;
+                    let tensor =
+                        Tensor::f_from_slice(values).and_then(|t| t.f_view(dims.as_slice())).tch()?;
                     var.shallow_clone().f_copy_(&tensor).tch()?;
                 }
             }
