@@ -64,7 +64,9 @@ impl ModuleT for OriginalNet {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut x = xs.shallow_clone();
         for conv in &self.convs {
-            x = conv.forward(&x).relu().max_pool2d_default(2);
+            // Pooling before the ReLU gives the same values and gradients (both are monotone)
+            // with a quarter of the ReLU work; `bench train-compute`: 17.7 s -> 14.5 s.
+            x = conv.forward(&x).max_pool2d_default(2).relu();
         }
         x.flatten(1, -1).apply(&self.fc1).relu().dropout(0.5, train).apply(&self.fc2)
     }
@@ -101,10 +103,11 @@ impl ModuleT for CompactNet {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut x = xs.shallow_clone();
         for (i, (conv, norm)) in self.convs.iter().zip(&self.norms).enumerate() {
-            x = conv.forward(&x).apply_t(norm, train).relu();
+            x = conv.forward(&x).apply_t(norm, train);
             if i < 2 {
                 x = x.max_pool2d_default(2);
             }
+            x = x.relu();
         }
         let mean = x.mean_dim(&[2i64, 3][..], false, Kind::Float);
         let max = x.amax(&[2i64, 3][..], false);
@@ -188,9 +191,10 @@ impl Classifier {
 
     /// Logits `[B, 10]` for features `[B, 1, n_mfcc, n_frames]`.
     pub fn forward(&self, xs: &Tensor, train: bool) -> Tensor {
+        let xs = channels_last(xs);
         match &self.net {
-            Net::Original(n) => n.forward_t(xs, train),
-            Net::Compact(n) => n.forward_t(xs, train),
+            Net::Original(n) => n.forward_t(&xs, train),
+            Net::Compact(n) => n.forward_t(&xs, train),
         }
     }
 
@@ -230,6 +234,19 @@ impl Classifier {
             Ok(())
         })?;
         Ok(out)
+    }
+}
+
+/// The same single-channel batch `[B, 1, H, W]` viewed with channels-last strides (no copy).
+///
+/// libtorch then keeps every layer channels-last: oneDNN's convolutions take it natively and max
+/// pooling runs its kernel vectorised across channels, where the default layout's kernel is a
+/// scalar loop with a data-dependent branch per element. Measured with `bench train-compute`
+/// (original recipe, one thread): 27.0 s -> 17.5 s, the same model and batches.
+fn channels_last(xs: &Tensor) -> Tensor {
+    match xs.size().as_slice() {
+        &[n, 1, h, w] => xs.reshape([n, h, w, 1]).permute([0, 3, 1, 2]),
+        _ => xs.shallow_clone(),
     }
 }
 
