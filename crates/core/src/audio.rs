@@ -36,9 +36,16 @@ pub fn read_wav(path: &Path, max_seconds: f64) -> Result<Clip> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
     if size <= SMALL_FILE {
-        // One read for a clip-sized file (all of FSDD) instead of buffered reads.
-        let mut bytes = Vec::with_capacity(size as usize);
-        std::io::Read::read_to_end(&mut file, &mut bytes).map_err(|e| Error::io(path, e))?;
+        // One read of the size just looked up, for a clip-sized file (all of FSDD): open,
+        // stat, read, close, where buffered or read_to_end reads add a seek, a second stat and
+        // a read to find the end. A file that shrank in between ends early, as a truncated one.
+        let mut bytes = vec![0; size as usize];
+        std::io::Read::read_exact(&mut file, &mut bytes).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => {
+                Error::audio(path, "the file ends early (truncated or empty)")
+            }
+            _ => Error::io(path, e),
+        })?;
         return read_wav_bytes(path, &bytes, max_seconds);
     }
     // Larger files stream, so the length check refuses a long one before its samples are read.

@@ -134,6 +134,8 @@ pub struct Mfcc {
     buffer: Vec<Complex32>,
     scratch: Vec<Complex32>,
     power: Vec<f32>,
+    /// One FFT's two power spectra (`n_fft / 2 + 1` bins each), on their way into `power`.
+    pair_power: Vec<f32>,
     /// `n_mels x n_frames`, row-major.
     mel_db: Vec<f32>,
 }
@@ -151,6 +153,7 @@ impl Clone for Mfcc {
             buffer: self.buffer.clone(),
             scratch: self.scratch.clone(),
             power: self.power.clone(),
+            pair_power: self.pair_power.clone(),
             mel_db: self.mel_db.clone(),
         }
     }
@@ -174,6 +177,7 @@ impl Mfcc {
             buffer: vec![Complex32::default(); n_fft],
             scratch,
             power: vec![0.0; n_bins * config.n_frames()],
+            pair_power: vec![0.0; 2 * n_bins],
             mel_db: vec![0.0; config.n_mels * config.n_frames()],
             config: config.clone(),
         })
@@ -261,35 +265,45 @@ impl Mfcc {
         // |B[k]|^2 = |z - conj(y)|^2 / 4.
         for pair in (0..n_frames).step_by(2) {
             let a = &padded[pair * hop..][..n_fft];
+            let (window, frame) = (&self.window[..n_fft], &mut self.buffer[..n_fft]);
             let second = pair + 1 < n_frames;
             if second {
                 let b = &padded[(pair + 1) * hop..][..n_fft];
-                for (((c, &w), &x), &y) in self.buffer.iter_mut().zip(&self.window).zip(a).zip(b) {
-                    *c = Complex32::new(x * w, y * w);
+                for i in 0..n_fft {
+                    frame[i] = Complex32::new(a[i] * window[i], b[i] * window[i]);
                 }
             } else {
-                for ((c, &w), &x) in self.buffer.iter_mut().zip(&self.window).zip(a) {
-                    *c = Complex32::new(x * w, 0.0);
+                for i in 0..n_fft {
+                    frame[i] = Complex32::new(a[i] * window[i], 0.0);
                 }
             }
             self.fft.process_with_scratch(&mut self.buffer, &mut self.scratch);
             // The power spectrum is stored bin-major ([bin][frame]), so that the filterbank
             // below runs along frames in vectorisable rows.
             // Bin 0 is its own mirror; bins 1..=half mirror n_fft-1 down to n_fft-half.
-            let z0 = self.buffer[0];
-            self.power[pair] = z0.re * z0.re;
-            if second {
-                self.power[pair + 1] = z0.im * z0.im;
-            }
-            let bins = &self.buffer[1..=half];
-            let mirrors = self.buffer[half..].iter().rev();
-            let columns = self.power[n_frames..].chunks_exact_mut(n_frames);
-            for ((z, y), column) in bins.iter().zip(mirrors).zip(columns) {
+            // Both frames' spectra first (equal-length slices and plain indices, so that the
+            // loop vectorises), then into their columns.
+            let (pa, pb) = self.pair_power.split_at_mut(half + 1);
+            pa[0] = self.buffer[0].re * self.buffer[0].re;
+            pb[0] = self.buffer[0].im * self.buffer[0].im;
+            let (lo, hi) = (&self.buffer[1..=half], &self.buffer[half..2 * half]);
+            let (pa_bins, pb_bins) = (&mut pa[1..=half], &mut pb[1..=half]);
+            for k in 0..half {
+                let (z, y) = (lo[k], hi[half - 1 - k]);
                 let (sr, si) = (z.re + y.re, z.im - y.im);
-                column[pair] = 0.25 * (sr * sr + si * si);
-                if second {
-                    let (dr, di) = (z.re - y.re, z.im + y.im);
-                    column[pair + 1] = 0.25 * (dr * dr + di * di);
+                let (dr, di) = (z.re - y.re, z.im + y.im);
+                pa_bins[k] = 0.25 * (sr * sr + si * si);
+                pb_bins[k] = 0.25 * (dr * dr + di * di);
+            }
+            let columns = self.power.chunks_exact_mut(n_frames);
+            if second {
+                for ((column, &a), &b) in columns.zip(pa.iter()).zip(pb.iter()) {
+                    column[pair] = a;
+                    column[pair + 1] = b;
+                }
+            } else {
+                for (column, &a) in columns.zip(pa.iter()) {
+                    column[pair] = a;
                 }
             }
         }
