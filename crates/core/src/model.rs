@@ -102,6 +102,18 @@ impl ModelConfig {
         if self.num_classes != NUM_CLASSES {
             return Err(Error::Config(format!("num_classes must be {NUM_CLASSES}")));
         }
+        // Each 2x2 pooling halves the map (rounding down); none may be pooled away.
+        let (name, pools, min) = match self.arch {
+            Arch::Original => ("original", 3, 8),
+            Arch::Compact => ("compact", 2, 4),
+        };
+        let (rows, frames) = (self.features.n_mfcc, self.features.n_frames());
+        if rows < min || frames < min {
+            return Err(Error::Config(format!(
+                "the {name} network pools {pools} times and needs at least {min} coefficients and \
+                 {min} frames; this front end gives {rows} x {frames}"
+            )));
+        }
         Ok(())
     }
 

@@ -113,6 +113,12 @@ struct Args {
     /// Per-utterance feature normalisation [recipe: false].
     #[arg(long)]
     normalize: Option<bool>,
+    /// Mel bands of the front end [recipe: 23].
+    #[arg(long)]
+    n_mels: Option<usize>,
+    /// MFCC coefficients kept, at most --n-mels [recipe: 13].
+    #[arg(long)]
+    n_mfcc: Option<usize>,
     /// cpu, cuda, cuda:N or auto (CUDA when this libtorch has it).
     #[arg(long, default_value = "auto")]
     device: String,
@@ -151,7 +157,8 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
          c.batch_size => args.batch_size, c.learning_rate => args.lr, c.schedule => args.schedule,
          c.weight_decay => args.weight_decay, c.val_fraction => args.val_fraction,
          c.augmented_copies => args.augmented_copies, c.arch => args.arch,
-         c.features.normalize => args.normalize);
+         c.features.normalize => args.normalize, c.features.n_mels => args.n_mels,
+         c.features.n_mfcc => args.n_mfcc);
     if c.augment.time_masks > 0 && c.augment.time_mask_width == 0 {
         c.augment.time_mask_width = 6;
     }
