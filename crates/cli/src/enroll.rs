@@ -198,7 +198,10 @@ pub fn print_summary(e: &Enrollment, folder: &TakeFolder, format: OutputFormat) 
             let misheard =
                 if wrong.is_empty() { String::new() } else { format!("; misheard: {}", wrong.join(", ")) };
             writeln!(out, "the current model heard {right}/{} right{misheard}", e.takes.len())?;
-            writeln!(out, "next, train a model on FSDD plus these takes (about 30 s), then listen with it:")?;
+            writeln!(
+                out,
+                "next, train a model on FSDD plus these takes (about a minute), then listen with it:"
+            )?;
             writeln!(out, "  {train}\n  {listen}")?;
         }
     }

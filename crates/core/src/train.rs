@@ -113,8 +113,11 @@ impl TrainConfig {
         match recipe {
             Recipe::Original => TrainConfig::default(),
             Recipe::Robust => TrainConfig {
-                epochs: 30,
-                augmented_copies: 1,
+                // Three augmented copies for 15 epochs: the same number of steps as one copy for
+                // 30, with three times the variety. Official split 297 -> 300/300, 10 dB noise
+                // 94.7% -> 97.7% (seed 42; see the model card for other seeds).
+                epochs: 15,
+                augmented_copies: 3,
                 augment: AugmentConfig {
                     speed: (0.85, 1.15),
                     time_masks: 2,

@@ -42,8 +42,9 @@ fn original_weights_give_the_reference_logits_in_libtorch_and_in_rust() {
 
 #[test]
 fn the_compact_model_gives_the_same_logits_in_libtorch_and_in_rust() {
-    // Batch norm (folded into the convolutions in Rust) and global pooling, on real recordings.
-    let path = common::root().join("models/robust.safetensors");
+    // The shipped model: batch norm (folded into the convolutions in Rust) and global pooling, on
+    // real recordings.
+    let path = common::root().join("models/digits.safetensors");
     let torch = Classifier::load(&path, Device::Cpu).unwrap();
     let rust = Model::load(&path).unwrap();
     let cfg: FeatureConfig = rust.config().features.clone();
@@ -92,7 +93,8 @@ fn both_refuse_weights_of_another_architecture_naming_the_tensors() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("m.safetensors");
     std::fs::copy(&original, &path).unwrap();
-    std::fs::copy(common::root().join("models/robust.json"), path.with_extension("json")).unwrap();
+    // The original weights under the shipped (compact) model's config.
+    std::fs::copy(common::root().join("models/digits.json"), path.with_extension("json")).unwrap();
     let rust = Model::load(&path).unwrap_err().to_string();
     let torch = Classifier::load(&path, Device::Cpu).unwrap_err().to_string();
     for err in [&rust, &torch] {
