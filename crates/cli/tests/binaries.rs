@@ -223,7 +223,11 @@ fn training_is_reproducible_with_a_seed_and_refuses_bad_splits() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no speaker 'nobody'"));
     // A front end too small for the network's poolings is refused before training, not a
     // libtorch exception.
-    let out = run(TRAIN, &["--n-mfcc", "4", "--out", "/nonexistent/never.safetensors"], &root());
+    let out = run(
+        TRAIN,
+        &["--recipe", "original", "--n-mfcc", "4", "--out", "/nonexistent/m.safetensors"],
+        &root(),
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("needs at least 8 coefficients") && !err.contains("panicked"), "{err}");
