@@ -1,32 +1,15 @@
 //! End-to-end runs of the real binaries on real files, in temp folders.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+mod common;
+
+use common::{reference_weights, root, temp_dir};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn recordings() -> PathBuf {
     let dir = root().join("free-spoken-digit-dataset/recordings");
     assert!(dir.join("0_george_0.wav").is_file(), "run scripts/setup first");
-    dir
-}
-
-fn reference_weights() -> PathBuf {
-    let dir = std::env::var_os("SPOKEN_DIGITS_REFERENCE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/reference"));
-    let path = dir.join("seed_cnn.safetensors");
-    assert!(path.is_file(), "{} not found; set SPOKEN_DIGITS_REFERENCE", path.display());
-    path
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("spoken-digits-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
