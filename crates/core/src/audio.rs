@@ -41,9 +41,7 @@ pub fn read_wav(path: &Path, max_seconds: f64) -> Result<Clip> {
         // a read to find the end. A file that shrank in between ends early, as a truncated one.
         let mut bytes = vec![0; size as usize];
         std::io::Read::read_exact(&mut file, &mut bytes).map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => {
-                Error::audio(path, "the file ends early (truncated or empty)")
-            }
+            std::io::ErrorKind::UnexpectedEof => describe(path, hound::Error::IoError(e)),
             _ => Error::io(path, e),
         })?;
         return read_wav_bytes(path, &bytes, max_seconds);

@@ -51,6 +51,24 @@ pub enum Arch {
     Compact,
 }
 
+impl Arch {
+    /// Its name on the command line and in config files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Original => "original",
+            Arch::Compact => "compact",
+        }
+    }
+
+    /// How many 2x2 max-poolings (rounding down) shrink the feature map.
+    pub fn pools(self) -> u32 {
+        match self {
+            Arch::Original => 3,
+            Arch::Compact => 2,
+        }
+    }
+}
+
 impl std::str::FromStr for Arch {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
@@ -103,15 +121,14 @@ impl ModelConfig {
             return Err(Error::Config(format!("num_classes must be {NUM_CLASSES}")));
         }
         // Each 2x2 pooling halves the map (rounding down); none may be pooled away.
-        let (name, pools, min) = match self.arch {
-            Arch::Original => ("original", 3, 8),
-            Arch::Compact => ("compact", 2, 4),
-        };
+        let pools = self.arch.pools();
+        let min = 1usize << pools;
         let (rows, frames) = (self.features.n_mfcc, self.features.n_frames());
         if rows < min || frames < min {
             return Err(Error::Config(format!(
-                "the {name} network pools {pools} times and needs at least {min} coefficients and \
-                 {min} frames; this front end gives {rows} x {frames}"
+                "the {} network pools {pools} times and needs at least {min} coefficients and \
+                 {min} frames; this front end gives {rows} x {frames}",
+                self.arch.name()
             )));
         }
         Ok(())
@@ -154,7 +171,8 @@ const CONV_CHANNELS: [(usize, usize); 3] = [(1, 16), (16, 32), (32, 64)];
 
 /// Inputs to the original network's first linear layer: 64 channels after three 2x2 max-pools.
 pub fn original_flat_len(features: &FeatureConfig) -> usize {
-    64 * (features.n_mfcc / 8) * (features.n_frames() / 8)
+    let shrink = 1usize << Arch::Original.pools();
+    64 * (features.n_mfcc / shrink) * (features.n_frames() / shrink)
 }
 
 /// The config file that belongs to a weights file: `x.safetensors` -> `x.json`.

@@ -4,7 +4,9 @@
 //! serves prediction; weights saved here load there and back, and in PyTorch.
 
 use crate::Tch;
-use spoken_digits::model::{Arch, ModelConfig, config_path, read_model_files, read_weights};
+use spoken_digits::model::{
+    Arch, ModelConfig, config_path, original_flat_len, read_model_files, read_weights,
+};
 use spoken_digits::{Error, NUM_CLASSES, Result};
 use std::path::Path;
 use tch::nn::{self, Module, ModuleT};
@@ -31,13 +33,7 @@ impl OriginalNet {
             })
             .collect();
         // Three 2x2 max-pools (floor): 13 x 63 -> 1 x 7.
-        let (mut h, mut w) = (cfg.features.n_mfcc as i64, cfg.features.n_frames() as i64);
-        for _ in 0..3 {
-            h /= 2;
-            w /= 2;
-        }
-        let flat = 64 * h * w;
-        debug_assert_eq!(flat as usize, spoken_digits::model::original_flat_len(&cfg.features));
+        let flat = original_flat_len(&cfg.features) as i64;
         let lin = root / "linear_stack";
         OriginalNet {
             convs,
