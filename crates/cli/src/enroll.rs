@@ -8,6 +8,7 @@ use crate::paint;
 use anyhow::Context;
 use spoken_digits::NUM_CLASSES;
 use spoken_digits::enroll::TakeFolder;
+use spoken_digits::stream::PREROLL_SECONDS;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -72,7 +73,9 @@ pub fn record(
             Ok(Next::Stopped) => break End::Stopped,
             Err(e) => break End::Failed(e),
         };
-        let path = match folder.save(digit, &heard.samples, session.sample_rate()) {
+        // As tightly cut as FSDD's clips, whatever pre-roll the model's front end asked for.
+        let clip = heard.with_lead_in(session.sample_rate(), PREROLL_SECONDS);
+        let path = match folder.save(digit, clip, session.sample_rate()) {
             Ok(path) => path,
             Err(e) => {
                 break End::Failed(anyhow::Error::new(e).context(format!("saving the take of {digit}")));

@@ -178,6 +178,52 @@ fn default_recipe_trains_above_98_percent_and_writes_everything() {
 }
 
 #[test]
+fn loso_scores_every_speaker_and_writes_the_metrics_where_asked() {
+    // One quick epoch of the original recipe per fold: the folds, the file names and the
+    // figures' consistency, not the accuracy.
+    let dir = temp_dir("loso");
+    let metrics = dir.join("folds.metrics.json");
+    let out = run(
+        TRAIN,
+        &[
+            "--quiet",
+            "--recipe",
+            "original",
+            "--epochs",
+            "1",
+            "--augmented-copies",
+            "0",
+            "--split",
+            "loso",
+            "--device",
+            "cpu",
+            "--out",
+            metrics.to_str().unwrap(),
+        ],
+        &root(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&metrics).unwrap()).unwrap();
+    let folds = report["folds"].as_array().unwrap();
+    let speakers: Vec<&str> = folds.iter().map(|f| f["speaker"].as_str().unwrap()).collect();
+    assert_eq!(speakers, ["george", "jackson", "lucas", "nicolas", "theo", "yweweler"]);
+    let accuracies: Vec<f64> = folds.iter().map(|f| f["accuracy"].as_f64().unwrap()).collect();
+    let mean = accuracies.iter().sum::<f64>() / 6.0;
+    assert!((report["mean_accuracy"].as_f64().unwrap() - mean).abs() < 1e-9);
+    assert!(accuracies.iter().all(|a| (0.1..=1.0).contains(a)), "{accuracies:?}");
+    for f in folds {
+        // Each speaker's 500 recordings less the hold-out files, all of them tested.
+        let total = f["total"].as_u64().unwrap();
+        assert!((490..=500).contains(&total), "{f}");
+    }
+    for picture in ["folds.speakers.png", "folds.confusion.png"] {
+        assert!(png_size(&dir.join(picture)).0 > 100, "{picture}");
+    }
+    assert!(stdout(&out).contains("mean"), "{}", stdout(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn training_is_reproducible_with_a_seed_and_refuses_bad_splits() {
     let dir = temp_dir("seed");
     let go = |name: &str| {

@@ -64,7 +64,7 @@ fn main() -> Res<()> {
         let audio_s = stream.samples.len() as f64 / f64::from(rate);
         for kind in [VadKind::Energy, VadKind::Earshot] {
             let t = Instant::now();
-            let mut cfg = SegmenterConfig::new(kind);
+            let mut cfg = SegmenterConfig::for_front_end(kind, &model.config().features);
             // Tuning knobs: VAD_START / VAD_STAY override the thresholds of both kinds.
             let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f32>().ok());
             let (start, stay) = (env(&format!("{kind}_START")), env(&format!("{kind}_STAY")));

@@ -27,6 +27,10 @@ pub struct AugmentConfig {
     /// `(1, 1)`: off.
     #[serde(default = "no_range")]
     pub vtlp: (f32, f32),
+    /// Random equalisation (microphone and room variety): three peaking filters at random
+    /// frequencies, each with a gain drawn from `-eq_db..=eq_db` dB. 0: off.
+    #[serde(default)]
+    pub eq_db: f32,
     /// SpecAugment on the feature map: up to this many time masks of up to `time_mask_width`
     /// frames, and frequency masks of up to `freq_mask_width` coefficients. 0: off.
     #[serde(default)]
@@ -52,6 +56,7 @@ impl Default for AugmentConfig {
             snr_db: (0.0, 15.0),
             speed: no_range(),
             vtlp: no_range(),
+            eq_db: 0.0,
             time_masks: 0,
             time_mask_width: 0,
             freq_masks: 0,
@@ -75,6 +80,14 @@ pub fn augment<R: Rng + ?Sized>(clip: &mut [f32], cfg: &AugmentConfig, rng: &mut
         let k = shift.rem_euclid(clip.len() as i64) as usize;
         clip.rotate_right(k);
     }
+    if cfg.eq_db > 0.0 && rng.random_bool(cfg.p) {
+        for _ in 0..3 {
+            // Centre between 1/50 and 9/20 of the sample rate (160 Hz to 3.6 kHz at 8 kHz).
+            let centre = (rng.random_range(0.02f32.ln()..=0.45f32.ln())).exp();
+            let q = rng.random_range(0.7..=2.0);
+            peaking_filter(clip, centre, q, rng.random_range(-cfg.eq_db..=cfg.eq_db));
+        }
+    }
     if rng.random_bool(cfg.p) {
         let gain = 10f32.powf(rng.random_range(cfg.gain_db.0..=cfg.gain_db.1) / 20.0);
         clip.iter_mut().for_each(|s| *s *= gain);
@@ -96,6 +109,23 @@ pub fn change_speed(clip: &mut [f32], factor: f32) {
             (Some(a), None) => *a,
             _ => 0.0,
         };
+    }
+}
+
+/// Filters the clip in place with a peaking equaliser (RBJ's audio EQ cookbook): `gain_db` at
+/// `centre` (a fraction of the sample rate), bandwidth set by `q`.
+pub fn peaking_filter(clip: &mut [f32], centre: f32, q: f32, gain_db: f32) {
+    let a = 10f32.powf(gain_db / 40.0);
+    let w0 = 2.0 * std::f32::consts::PI * centre;
+    let alpha = w0.sin() / (2.0 * q);
+    let a0 = 1.0 + alpha / a;
+    let (b0, b1, b2) = ((1.0 + alpha * a) / a0, -2.0 * w0.cos() / a0, (1.0 - alpha * a) / a0);
+    let (a1, a2) = (-2.0 * w0.cos() / a0, (1.0 - alpha / a) / a0);
+    let (mut x1, mut x2, mut y1, mut y2) = (0.0, 0.0, 0.0, 0.0);
+    for s in clip.iter_mut() {
+        let y = b0 * *s + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2;
+        (x2, x1, y2, y1) = (x1, *s, y1, y);
+        *s = y;
     }
 }
 
@@ -149,6 +179,21 @@ mod tests {
         let p_noise: f32 = noisy.iter().zip(&clean).map(|(a, b)| (a - b) * (a - b)).sum();
         let snr = 10.0 * (p_sig / p_noise).log10();
         assert!((snr - 10.0).abs() < 0.3, "snr {snr}");
+    }
+
+    #[test]
+    fn peaking_filter_boosts_its_band_only() {
+        // A tone at the centre gains gain_db; one far from it keeps its level.
+        let level = |freq: f32, gain_db: f32| {
+            let mut c: Vec<f32> =
+                (0..8000).map(|i| (i as f32 * 2.0 * std::f32::consts::PI * freq).sin()).collect();
+            peaking_filter(&mut c, 0.1, 1.0, gain_db);
+            let rms = (c[4000..].iter().map(|s| s * s).sum::<f32>() / 4000.0).sqrt();
+            20.0 * (rms * 2f32.sqrt()).log10()
+        };
+        assert!((level(0.1, 6.0) - 6.0).abs() < 0.1, "{}", level(0.1, 6.0));
+        assert!((level(0.1, -6.0) + 6.0).abs() < 0.1, "{}", level(0.1, -6.0));
+        assert!(level(0.4, 6.0).abs() < 0.5, "{}", level(0.4, 6.0));
     }
 
     #[test]

@@ -263,7 +263,17 @@ impl Mfcc {
         // frame b in the imaginary part, separated by the conjugate symmetry of real spectra:
         // with z = X[k] and y = X[n_fft - k], |A[k]|^2 = |z + conj(y)|^2 / 4 and
         // |B[k]|^2 = |z - conj(y)|^2 / 4.
-        for pair in (0..n_frames).step_by(2) {
+        // Frames that lie wholly in the zero padding after a short clip have an all-zero
+        // spectrum: only the frames up to the clip's last non-zero sample need an FFT. (When the
+        // clip reaches into the last half-window, the end's reflection is not zero: all frames.)
+        let end = if n + half < len {
+            half + samples[..n].iter().rposition(|&s| s != 0.0).map_or(0, |i| i + 1)
+        } else {
+            padded.len()
+        };
+        let live = end.div_ceil(hop).min(n_frames);
+        let computed = (live + live % 2).min(n_frames);
+        for pair in (0..computed).step_by(2) {
             let a = &padded[pair * hop..][..n_fft];
             let (window, frame) = (&self.window[..n_fft], &mut self.buffer[..n_fft]);
             let second = pair + 1 < n_frames;
@@ -306,6 +316,10 @@ impl Mfcc {
                     column[pair] = a;
                 }
             }
+        }
+
+        for row in self.power.chunks_exact_mut(n_frames) {
+            row[computed..].fill(0.0);
         }
 
         // Mel filterbank (each filter a weighted sum of a few bin rows), then dB in one
@@ -485,6 +499,27 @@ mod tests {
         let out = Mfcc::new(&cfg).unwrap().compute(&[0.1; 100]);
         assert_eq!(out.len(), 819);
         assert!(out.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn skipping_the_silent_frames_changes_nothing() {
+        // A short clip's frames in the zero padding skip their FFT. A 1e-30 sample at the clip's
+        // very end (its power underflows to 0) forces every frame through the FFT: same values,
+        // also right after a loud clip that filled every frame's buffers.
+        let cfg = FeatureConfig::default();
+        let mut mfcc = Mfcc::new(&cfg).unwrap();
+        let loud: Vec<f32> = (0..cfg.clip_samples).map(|i| ((i as f32) * 0.11).sin()).collect();
+        for n in [1, 127, 128, 129, 3000, 3001, 7870, 7871, 7872, 7873, 7999] {
+            let clip: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.37).sin() * 0.3).collect();
+            let mut forced = clip.clone();
+            forced.resize(cfg.clip_samples, 0.0);
+            forced[cfg.clip_samples - 1] = 1e-30;
+            let full = mfcc.compute(&forced);
+            mfcc.compute(&loud);
+            let skipped = mfcc.compute(&clip);
+            let worst = skipped.iter().zip(&full).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            assert!(worst < 1e-3, "clip of {n} samples: differs by {worst}");
+        }
     }
 
     #[test]

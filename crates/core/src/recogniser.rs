@@ -27,6 +27,15 @@ pub struct HeardDigit {
 }
 
 impl HeardDigit {
+    /// The utterance with at most `seconds` of its pre-roll before the onset (`rate`: the
+    /// samples' rate), e.g. cut as tightly as FSDD's clips.
+    pub fn with_lead_in(&self, rate: u32, seconds: f64) -> &[f32] {
+        let speech = ((self.end_s - self.start_s) * f64::from(rate)).round() as usize;
+        let lead = self.samples.len().saturating_sub(speech);
+        let keep = lead.min((seconds * f64::from(rate)).round() as usize);
+        self.samples.get(lead - keep..).unwrap_or(&self.samples)
+    }
+
     /// The digit as printed: `0`-`9`, or `?` below the confidence threshold.
     pub fn symbol(&self) -> char {
         self.digit.map_or('?', |d| char::from(b'0' + d))

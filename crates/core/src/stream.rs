@@ -9,30 +9,51 @@
 //! recording, found in one pass with a running sum.
 
 use crate::vad::{FrameScorer, Vad, VadConfig, VadEvent, VadKind, scorer};
-use crate::{Error, Result};
+use crate::{Error, FeatureConfig, Result};
+
+/// Audio kept before a detected onset by default (seconds): FSDD's clips start about this
+/// close to the word.
+pub const PREROLL_SECONDS: f64 = 0.05;
 
 /// How the stream is cut.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SegmenterConfig {
     pub kind: VadKind,
     pub vad: VadConfig,
-    /// Audio kept before the detected onset (seconds).
+    /// Audio kept before the detected onset (seconds), never reaching back into the previous
+    /// utterance.
     pub preroll_seconds: f64,
     /// Silence after an utterance that ends its sequence (seconds).
     pub gap_seconds: f64,
 }
 
 impl SegmenterConfig {
-    /// The defaults for a VAD kind: 50 ms pre-roll, 1 s gap.
+    /// The defaults for a VAD kind: 50 ms pre-roll ([`PREROLL_SECONDS`]), 1 s gap.
     pub fn new(kind: VadKind) -> Self {
-        SegmenterConfig { kind, vad: VadConfig::for_kind(kind), preroll_seconds: 0.05, gap_seconds: 1.0 }
+        SegmenterConfig {
+            kind,
+            vad: VadConfig::for_kind(kind),
+            preroll_seconds: PREROLL_SECONDS,
+            gap_seconds: 1.0,
+        }
+    }
+
+    /// The defaults for a VAD kind and a model's front end. One that trims silence itself gets
+    /// a 200 ms pre-roll: a VAD hears a word's vowel, not the weak consonant before it (the /s/
+    /// of "six", the /th/ of "three", 100-200 ms), and the trim cuts the silence that comes
+    /// with it. One that does not (the original recipe, trained on FSDD's tight cuts, which
+    /// hears a word differently where it sits later in the window) keeps 50 ms.
+    pub fn for_front_end(kind: VadKind, features: &FeatureConfig) -> Self {
+        let preroll_seconds = if features.trim_db.is_some() { 0.2 } else { PREROLL_SECONDS };
+        SegmenterConfig { preroll_seconds, ..SegmenterConfig::new(kind) }
     }
 }
 
 /// One utterance cut from the stream. Times are seconds since the first sample pushed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Utterance {
-    /// From `preroll` before the onset to the last voiced frame.
+    /// From `preroll` before the onset (or the previous utterance's end, if later) to the last
+    /// voiced frame.
     pub samples: Vec<f32>,
     /// Onset (without the pre-roll).
     pub start_s: f64,
@@ -64,6 +85,8 @@ pub struct Segmenter {
     gap_frames: usize,
     /// End frame of the last utterance of the open sequence.
     last_end: Option<usize>,
+    /// First sample after the last utterance: where the next one's pre-roll stops.
+    utterance_end: usize,
 }
 
 impl Segmenter {
@@ -92,6 +115,7 @@ impl Segmenter {
             preroll: (config.preroll_seconds.max(0.0) * f64::from(rate)).round() as usize,
             gap_frames: (config.gap_seconds / frame_seconds).ceil() as usize,
             last_end: None,
+            utterance_end: 0,
         })
     }
 
@@ -149,8 +173,12 @@ impl Segmenter {
 
     fn handle(&mut self, event: VadEvent, out: &mut Vec<Segment>) {
         if let VadEvent::End { start, end, forced } = event {
-            let from = (start * self.frame_len).saturating_sub(self.preroll).max(self.history_start);
-            let to = (end * self.frame_len).min(self.history_start + self.history.len());
+            let from = (start * self.frame_len)
+                .saturating_sub(self.preroll)
+                .max(self.utterance_end)
+                .max(self.history_start);
+            let to = (end * self.frame_len).min(self.history_start + self.history.len()).max(from);
+            self.utterance_end = to;
             let samples = self.history[from - self.history_start..to - self.history_start].to_vec();
             out.push(Segment::Utterance(Utterance {
                 samples,
@@ -262,12 +290,39 @@ mod tests {
     }
 
     #[test]
+    fn the_pre_roll_stops_at_the_previous_utterance() {
+        // 0.5 s of pre-roll would reach 0.2 s into the first tone before the 0.3 s pause.
+        let mut cfg = SegmenterConfig::new(VadKind::Energy);
+        cfg.preroll_seconds = 0.5;
+        let mut s = Segmenter::new(&cfg, 8000).unwrap();
+        let mut out = vec![];
+        s.push(&stream(), &mut out);
+        let utterances: Vec<&Utterance> =
+            out.iter().filter_map(|s| if let Segment::Utterance(u) = s { Some(u) } else { None }).collect();
+        let (first, second) = (utterances[0], utterances[1]);
+        // The second starts where the first ended: the silence between, then its own tone.
+        let lead = ((second.start_s - first.end_s) * 8000.0).round() as usize;
+        assert_eq!(second.samples.len(), lead + ((second.end_s - second.start_s) * 8000.0).round() as usize);
+        assert!(second.samples[..lead].iter().all(|&s| s == 0.0), "the first tone leaked in");
+        // The first, with nothing before it, gets the whole lead-in (shorter than its pre-roll).
+        assert_eq!(first.samples.len(), (first.end_s * 8000.0).round() as usize);
+    }
+
+    #[test]
     fn push_size_does_not_change_the_result() {
         let x = stream();
         let reference = segment(&x, 1000, 1.0);
         for piece in [1, 7, 128, 129, 5000, x.len()] {
             assert_eq!(segment(&x, piece, 1.0), reference, "pieces of {piece}");
         }
+    }
+
+    #[test]
+    fn a_front_end_that_trims_gets_the_long_pre_roll() {
+        let trimming = FeatureConfig { trim_db: Some(40.0), ..FeatureConfig::default() };
+        assert_eq!(SegmenterConfig::for_front_end(VadKind::Energy, &trimming).preroll_seconds, 0.2);
+        let original = SegmenterConfig::for_front_end(VadKind::Earshot, &FeatureConfig::default());
+        assert_eq!(original, SegmenterConfig::new(VadKind::Earshot));
     }
 
     #[test]

@@ -120,13 +120,19 @@ impl TrainConfig {
                 augmented_copies: 3,
                 augment: AugmentConfig {
                     speed: (0.85, 1.15),
+                    // Random equalisation: each speaker's recordings in FSDD have their own
+                    // colour (jackson's lack the highs). Leave-one-speaker-out 85.9% -> 88.9%
+                    // (seed 42; 10 dB: 87.8%, 20 dB: 88.9%, 25 dB: 89.4% with jackson lower).
+                    eq_db: 15.0,
                     time_masks: 2,
                     time_mask_width: 6,
                     freq_masks: 1,
                     freq_mask_width: 2,
                     ..AugmentConfig::default()
                 },
-                arch: Arch::Compact,
+                // Twice the channels of the compact network: leave-one-speaker-out 88.9% ->
+                // 91.2% (seed 42), for about three times the training time.
+                arch: Arch::Wide,
                 // Trimming without per-utterance normalisation: on the hardest unseen speaker
                 // (george) normalising cost 7 points (69% vs 76%), trimming gained 6.
                 features: FeatureConfig { trim_db: Some(40.0), ..FeatureConfig::default() },

@@ -56,7 +56,8 @@ fn clips(model: &Model) -> Vec<(u8, Vec<f32>)> {
 }
 
 fn heard(model: &Model, kind: VadKind, samples: &[f32], piece: usize) -> Vec<Heard> {
-    let mut rec = Recogniser::new(model, &SegmenterConfig::new(kind), 0.0).unwrap();
+    let stream = SegmenterConfig::for_front_end(kind, &model.config().features);
+    let mut rec = Recogniser::new(model, &stream, 0.0).unwrap();
     let mut out = vec![];
     for chunk in samples.chunks(piece) {
         rec.push(chunk, Instant::now(), &mut out).unwrap();

@@ -23,13 +23,14 @@ struct OriginalNet {
 impl OriginalNet {
     fn new(root: &nn::Path, cfg: &ModelConfig) -> Self {
         let stack = root / "conv_stack";
-        let channels = [1, 16, 32, 64];
         let convs = (0..3)
-            .map(|i| {
-                let init = torch_default_init(channels[i] * 9);
+            .zip(cfg.arch.channels())
+            .map(|(i, (cin, cout))| {
+                let (cin, cout) = (cin as i64, cout as i64);
+                let init = torch_default_init(cin * 9);
                 let conv_cfg =
                     nn::ConvConfig { padding: 1, ws_init: init, bs_init: init, ..Default::default() };
-                nn::conv2d(&stack / (3 * i).to_string(), channels[i], channels[i + 1], 3, conv_cfg)
+                nn::conv2d(&stack / (3 * i).to_string(), cin, cout, 3, conv_cfg)
             })
             .collect();
         // Three 2x2 max-pools (floor): 13 x 63 -> 1 x 7.
@@ -68,7 +69,7 @@ impl ModuleT for OriginalNet {
     }
 }
 
-/// The compact CNN (layers in [`spoken_digits::model`]).
+/// The compact and wide CNNs (layers in [`spoken_digits::model`]).
 #[derive(Debug)]
 struct CompactNet {
     convs: Vec<nn::Conv2D>,
@@ -79,18 +80,20 @@ struct CompactNet {
 impl CompactNet {
     fn new(root: &nn::Path, cfg: &ModelConfig) -> Self {
         let blocks = root / "blocks";
-        let channels = [1, 16, 32, 64];
         let mut convs = vec![];
         let mut norms = vec![];
-        for i in 0..3 {
+        let mut last = 0;
+        for (i, (cin, cout)) in cfg.arch.channels().into_iter().enumerate() {
+            let (cin, cout) = (cin as i64, cout as i64);
             let p = &blocks / i.to_string();
-            let init = torch_default_init(channels[i] * 9);
+            let init = torch_default_init(cin * 9);
             let conv_cfg = nn::ConvConfig { padding: 1, ws_init: init, bias: false, ..Default::default() };
-            convs.push(nn::conv2d(&p / "conv", channels[i], channels[i + 1], 3, conv_cfg));
-            norms.push(nn::batch_norm2d(&p / "norm", channels[i + 1], Default::default()));
+            convs.push(nn::conv2d(&p / "conv", cin, cout, 3, conv_cfg));
+            norms.push(nn::batch_norm2d(&p / "norm", cout, Default::default()));
+            last = cout;
         }
-        let head =
-            nn::linear(root / "head", 2 * channels[3], cfg.num_classes as i64, linear_init(2 * channels[3]));
+        // Mean and max of the last block's channels.
+        let head = nn::linear(root / "head", 2 * last, cfg.num_classes as i64, linear_init(2 * last));
         CompactNet { convs, norms, head }
     }
 }
@@ -133,7 +136,7 @@ impl Classifier {
         let vs = nn::VarStore::new(device);
         let net = match config.arch {
             Arch::Original => Net::Original(OriginalNet::new(&vs.root(), &config)),
-            Arch::Compact => Net::Compact(CompactNet::new(&vs.root(), &config)),
+            Arch::Compact | Arch::Wide => Net::Compact(CompactNet::new(&vs.root(), &config)),
         };
         Ok(Classifier { vs, net, config })
     }

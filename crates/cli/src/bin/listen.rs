@@ -116,7 +116,7 @@ fn listen_main(args: Args) -> anyhow::Result<ExitCode> {
         Vad::Energy => VadKind::Energy,
         Vad::Earshot => VadKind::Earshot,
     };
-    let mut stream = SegmenterConfig::new(kind);
+    let mut stream = SegmenterConfig::for_front_end(kind, &model.config().features);
     stream.gap_seconds = args.gap;
     let recogniser = Recogniser::new(&model, &stream, args.min_confidence)?;
 

@@ -21,10 +21,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Train the spoken-digit CNN on the Free Spoken Digit Dataset.
 ///
 /// `--recipe robust` (default) is the shipped model's recipe, built for voices it never heard:
-/// silence trimmed, three augmented copies (speed, shift, gain, noise, SpecAugment masks), the
-/// compact network, AdamW with a cosine schedule, 15 epochs. `--recipe original` is the original
-/// project's recipe: one augmented copy of the training set (shift, gain, noise; each p = 0.5),
-/// Adam lr 1e-3, batch 64, 10 epochs. Both keep the best validation epoch's weights.
+/// silence trimmed, three augmented copies (speed, shift, random equalisation, gain, noise,
+/// SpecAugment masks), the wide network, AdamW with a cosine schedule, 15 epochs.
+/// `--recipe original` is the original project's recipe: one augmented copy of the training set
+/// (shift, gain, noise; each p = 0.5), Adam lr 1e-3, batch 64, 10 epochs. Both keep the best
+/// validation epoch's weights.
 /// Every flag below overrides the recipe. Writes OUT (.safetensors), its config (.json) and
 /// metrics (.metrics.json), and beside them two pictures: the confusion matrix (.confusion.png)
 /// and the loss and accuracy curves (.curves.png). `--split loso` writes the metrics, the
@@ -99,13 +100,18 @@ struct Args {
     /// Vocal tract length perturbation range, MIN,MAX; 1,1 is off [recipe: 1,1].
     #[arg(long, value_parser = parse_range)]
     vtlp: Option<(f32, f32)>,
+    /// Random equalisation: three peaking filters of up to +-DB each (microphone variety); 0 is
+    /// off [recipe: original 0, robust 15].
+    #[arg(long, value_name = "DB")]
+    eq_db: Option<f32>,
     /// SpecAugment time masks per example, each up to 6 frames [recipe: original 0, robust 2].
     #[arg(long)]
     time_masks: Option<usize>,
     /// SpecAugment coefficient masks per example, each up to 2 rows [recipe: original 0, robust 1].
     #[arg(long)]
     freq_masks: Option<usize>,
-    /// Network: original or compact [recipe: original original, robust compact].
+    /// Network: original, compact, or wide (compact with twice the channels) [recipe: original
+    /// original, robust wide].
     #[arg(long)]
     arch: Option<Arch>,
     /// Trim silence quieter than this many dB below the loudest part before the features;
@@ -154,7 +160,7 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
     }
     set!(c.augment.p => args.aug_prob, c.augment.max_shift => args.max_shift,
          c.augment.gain_db => args.gain_db, c.augment.snr_db => args.snr_db,
-         c.augment.speed => args.speed, c.augment.vtlp => args.vtlp, c.augment.time_masks => args.time_masks,
+         c.augment.speed => args.speed, c.augment.vtlp => args.vtlp, c.augment.eq_db => args.eq_db, c.augment.time_masks => args.time_masks,
          c.augment.freq_masks => args.freq_masks, c.epochs => args.epochs,
          c.batch_size => args.batch_size, c.learning_rate => args.lr, c.schedule => args.schedule,
          c.weight_decay => args.weight_decay, c.val_fraction => args.val_fraction,
@@ -178,6 +184,9 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
     }
     if c.augment.speed.0 <= 0.0 || c.augment.vtlp.0 <= 0.0 {
         bail!("--speed and --vtlp factors must be positive");
+    }
+    if !(0.0..=40.0).contains(&c.augment.eq_db) {
+        bail!("--eq-db must be between 0 and 40");
     }
     c.features.validate()?;
     Ok(c)
@@ -296,6 +305,8 @@ fn run_loso(
     let report = fit::loso(cfg, recordings, extra, device, args.threads, progress, stop)?;
     let recipe = format!("{:?}", args.recipe).to_lowercase();
     let out = match &args.out {
+        // Taken as is when it already names a metrics file (as the default does).
+        Some(p) if p.to_string_lossy().ends_with(".metrics.json") => p.clone(),
         Some(p) => model::metrics_path(p),
         None => default_path("models").join(format!("loso-{recipe}.metrics.json")),
     };
