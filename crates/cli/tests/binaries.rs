@@ -162,7 +162,13 @@ fn default_recipe_trains_above_98_percent_and_writes_everything() {
     let acc = metrics["test"]["accuracy"].as_f64().unwrap();
     assert!(acc >= 0.98, "official-split accuracy {acc}");
     assert_eq!(metrics["test_size"].as_u64(), Some(300));
-    assert_eq!(metrics["config"]["arch"], "compact");
+    assert_eq!(metrics["config"]["arch"], "wide");
+    // The README's training command rebuilds the shipped model byte for byte.
+    let shipped = std::fs::read(root().join("models/digits.safetensors")).unwrap();
+    assert!(
+        std::fs::read(&model).unwrap() == shipped,
+        "the default recipe no longer gives the shipped model"
+    );
     assert_eq!(metrics["history"].as_array().unwrap().len(), 15);
     assert_eq!(metrics["test"]["confusion"].as_array().unwrap().len(), 10);
     assert!(dir.join("m.json").is_file());

@@ -323,15 +323,19 @@ fn listen_hears_ten_digits_played_into_the_microphone() {
     let wav = sequence_wav(&dir, 8000);
     // Two listeners on the same microphone: one with the configuration `listen` picks (the
     // device's own rate, mono), the other forced to 48 kHz stereo as much hardware insists on;
-    // both mix and resample in the worker.
+    // both mix and resample in the worker. The original project's weights pin the model, so
+    // that exact digits test the capture path: where a live capture cuts 3_nicolas_37 moves by
+    // a few ms from run to run, and the shipped model's reading of it flips between 3 and 2
+    // (see the model card's limits; the wav test above runs the shipped model).
     let mut direct = Running::spawn({
         let mut c = mic.command(LISTEN);
-        c.args(["--format", "json"]);
+        c.args(["--format", "json", "--model"]).arg(reference_weights());
         c
     });
     let mut resampled = Running::spawn({
         let mut c = mic.command(LISTEN);
-        c.args(["--format", "json", "--capture-rate", "48000", "--capture-channels", "2"]);
+        c.args(["--format", "json", "--capture-rate", "48000", "--capture-channels", "2", "--model"])
+            .arg(reference_weights());
         c
     });
     direct.wait_for("listening on", Duration::from_secs(10));
@@ -348,7 +352,7 @@ fn listen_hears_ten_digits_played_into_the_microphone() {
         check_utterances(&rows);
         assert!(!stderr.iter().any(|l| l.contains("dropped")), "{name}: {stderr:?}");
     }
-    // The same file through --input prints the same digits.
+    // The same file through --input, real time, with the shipped model: the expected digits.
     let out =
         Command::new(LISTEN).args(["--input", wav.to_str().unwrap(), "--format", "json"]).output().unwrap();
     assert_eq!(sequences(&json_lines(&text(&out.stdout))), expected());
@@ -430,7 +434,7 @@ fn listen_reconnect_waits_for_the_microphone_to_come_back() {
     let wav = sequence_wav(&dir, 8000);
     let mut run = Running::spawn({
         let mut c = mic.command(LISTEN);
-        c.args(["--reconnect", "--format", "json"]);
+        c.args(["--reconnect", "--format", "json", "--model"]).arg(reference_weights());
         c
     });
     run.wait_for("listening on", Duration::from_secs(10));

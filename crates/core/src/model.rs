@@ -461,7 +461,7 @@ fn check_parameters(config: &ModelConfig, tensors: &Tensors, origin: &Path) -> R
     } else {
         Err(Error::model(
             origin,
-            format!("does not fit the {:?} architecture: {}", config.arch, problems.join("; ")),
+            format!("does not fit the {} architecture: {}", config.arch.name(), problems.join("; ")),
         ))
     }
 }

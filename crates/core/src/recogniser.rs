@@ -148,3 +148,28 @@ impl<'m> Recogniser<'m> {
             .ok_or_else(|| Error::Config("the model returned nothing".into()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_take_keeps_at_most_the_asked_lead_in() {
+        // 0.2 s of pre-roll (1,600 samples at 8 kHz) before 0.3 s of speech.
+        let mut samples = vec![0.0f32; 1600];
+        samples.extend(vec![0.5f32; 2400]);
+        let heard = HeardDigit {
+            digit: Some(1),
+            prediction: crate::predict::to_prediction([0.1; crate::NUM_CLASSES]),
+            start_s: 2.0,
+            end_s: 2.3,
+            detected: Instant::now(),
+            samples,
+        };
+        let take = heard.with_lead_in(8000, 0.05);
+        assert_eq!(take.len(), 400 + 2400);
+        assert!(take[..400].iter().all(|&s| s == 0.0) && take[400] == 0.5);
+        // A shorter pre-roll than asked (cut by the previous utterance) is kept whole.
+        assert_eq!(heard.with_lead_in(8000, 1.0).len(), 4000);
+    }
+}

@@ -1,5 +1,5 @@
 //! The libtorch network and the pure-Rust forward pass that prediction uses are the same
-//! function: the original weights give the Python pipeline's logits in both, the shipped compact
+//! function: the original weights give the Python pipeline's logits in both, the shipped (wide)
 //! model gives the same logits in both, and weights written here load in both.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -41,7 +41,7 @@ fn original_weights_give_the_reference_logits_in_libtorch_and_in_rust() {
 }
 
 #[test]
-fn the_compact_model_gives_the_same_logits_in_libtorch_and_in_rust() {
+fn the_shipped_model_gives_the_same_logits_in_libtorch_and_in_rust() {
     // The shipped model: batch norm (folded into the convolutions in Rust) and global pooling, on
     // real recordings.
     let path = common::root().join("models/digits.safetensors");
@@ -56,7 +56,7 @@ fn the_compact_model_gives_the_same_logits_in_libtorch_and_in_rust() {
             mfcc.compute(&samples)
         })
         .collect();
-    assert_close(&rust.logits(&features, 2).unwrap(), &torch_logits(&torch, &features), 1e-3, "compact");
+    assert_close(&rust.logits(&features, 2).unwrap(), &torch_logits(&torch, &features), 1e-3, "shipped");
 }
 
 #[test]
@@ -93,12 +93,12 @@ fn both_refuse_weights_of_another_architecture_naming_the_tensors() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("m.safetensors");
     std::fs::copy(&original, &path).unwrap();
-    // The original weights under the shipped (compact) model's config.
+    // The original weights under the shipped (wide) model's config.
     std::fs::copy(common::root().join("models/digits.json"), path.with_extension("json")).unwrap();
     let rust = Model::load(&path).unwrap_err().to_string();
     let torch = Classifier::load(&path, Device::Cpu).unwrap_err().to_string();
     for err in [&rust, &torch] {
-        assert!(err.contains("does not fit the Compact architecture"), "{err}");
+        assert!(err.contains("does not fit the wide architecture"), "{err}");
         assert!(err.contains("unexpected tensor conv_stack.0.weight"), "{err}");
         assert!(err.contains("missing tensor head.weight"), "{err}");
     }
