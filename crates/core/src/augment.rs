@@ -119,11 +119,13 @@ pub fn peaking_filter(clip: &mut [f32], centre: f32, q: f32, gain_db: f32) {
     let w0 = 2.0 * std::f32::consts::PI * centre;
     let alpha = w0.sin() / (2.0 * q);
     let a0 = 1.0 + alpha / a;
-    let (b0, b1, b2) = ((1.0 + alpha * a) / a0, -2.0 * w0.cos() / a0, (1.0 - alpha * a) / a0);
-    let (a1, a2) = (-2.0 * w0.cos() / a0, (1.0 - alpha / a) / a0);
+    // b1 and a1 are the same coefficient.
+    let mid = -2.0 * w0.cos() / a0;
+    let (b0, b2) = ((1.0 + alpha * a) / a0, (1.0 - alpha * a) / a0);
+    let a2 = (1.0 - alpha / a) / a0;
     let (mut x1, mut x2, mut y1, mut y2) = (0.0, 0.0, 0.0, 0.0);
     for s in clip.iter_mut() {
-        let y = b0 * *s + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2;
+        let y = b0 * *s + mid * x1 + b2 * x2 - mid * y1 - a2 * y2;
         (x2, x1, y2, y1) = (x1, *s, y1, y);
         *s = y;
     }

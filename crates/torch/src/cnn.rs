@@ -82,17 +82,18 @@ impl CompactNet {
         let blocks = root / "blocks";
         let mut convs = vec![];
         let mut norms = vec![];
-        let mut last = 0;
-        for (i, (cin, cout)) in cfg.arch.channels().into_iter().enumerate() {
+        let channels = cfg.arch.channels();
+        for (i, (cin, cout)) in channels.into_iter().enumerate() {
             let (cin, cout) = (cin as i64, cout as i64);
             let p = &blocks / i.to_string();
             let init = torch_default_init(cin * 9);
             let conv_cfg = nn::ConvConfig { padding: 1, ws_init: init, bias: false, ..Default::default() };
             convs.push(nn::conv2d(&p / "conv", cin, cout, 3, conv_cfg));
             norms.push(nn::batch_norm2d(&p / "norm", cout, Default::default()));
-            last = cout;
         }
         // Mean and max of the last block's channels.
+        let [.., (_, last)] = channels;
+        let last = last as i64;
         let head = nn::linear(root / "head", 2 * last, cfg.num_classes as i64, linear_init(2 * last));
         CompactNet { convs, norms, head }
     }
