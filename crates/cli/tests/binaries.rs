@@ -91,6 +91,62 @@ fn default_run_predicts_the_hold_out_folder_with_the_shipped_model() {
 }
 
 #[test]
+fn silence_or_quiet_noise_before_a_word_does_not_change_its_reading() {
+    // The shipped model trims its input: zeros before a hold-out word give exactly the same
+    // probabilities, and quiet noise before it (-65 dBFS) the same digit.
+    let dir = temp_dir("lead-in");
+    let holdout = root().join("free-spoken-digit-dataset/inference_audio");
+    let mut seed = 12345u32;
+    let mut noise = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (f64::from(seed) / f64::from(u32::MAX) - 0.5) as f32 * 0.002
+            })
+            .collect()
+    };
+    for entry in std::fs::read_dir(&holdout).unwrap() {
+        let path = entry.unwrap().path();
+        let samples = spoken_digits::audio::load(&path, 8000, 10.0).unwrap();
+        let stem = path.file_stem().unwrap().to_str().unwrap();
+        for (kind, ms) in
+            [("zeros", 0), ("zeros", 8), ("zeros", 24), ("zeros", 100), ("noise", 50), ("noise", 300)]
+        {
+            let mut lead = if kind == "zeros" { vec![0.0; ms * 8] } else { noise(ms * 8) };
+            lead.extend(&samples);
+            spoken_digits::audio::write_wav(&dir.join(format!("{stem}_{kind}{ms}.wav")), &lead, 8000)
+                .unwrap();
+        }
+    }
+    let out = run(PREDICT, &["--format", "csv", dir.to_str().unwrap()], &root());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    let rows: Vec<(String, &str)> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (file, rest) = l.split_once(',').unwrap();
+            (Path::new(file).file_name().unwrap().to_str().unwrap().to_string(), rest)
+        })
+        .collect();
+    assert_eq!(rows.len(), 60);
+    let wrong: Vec<_> = rows.iter().filter(|(name, rest)| !rest.starts_with(&name[..1])).collect();
+    // 3_nicolas_37 is a borderline 3/2 for the shipped model (64%, see the model card): one of
+    // its noisy versions may tip. Everything else must be read right.
+    assert!(
+        wrong.iter().all(|(name, _)| name.starts_with("3_nicolas_37_noise")) && wrong.len() <= 1,
+        "misread after a lead-in: {wrong:?}"
+    );
+    for (name, rest) in &rows {
+        if let Some(stem) = name.split_once("_zeros").map(|(stem, _)| stem) {
+            let plain = &rows.iter().find(|(n, _)| n == &format!("{stem}_zeros0.wav")).unwrap().1;
+            assert_eq!(rest, plain, "{name}: zeros before the word changed its probabilities");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn bad_files_are_reported_and_the_rest_still_predicted() {
     let dir = temp_dir("bad");
     std::fs::write(dir.join("1_bad_0.wav"), b"RIFF\x10\x00\x00\x00WAVEjunk").unwrap();

@@ -31,6 +31,14 @@ pub struct AugmentConfig {
     /// frequencies, each with a gain drawn from `-eq_db..=eq_db` dB. 0: off.
     #[serde(default)]
     pub eq_db: f32,
+    /// Random lead-in: up to this fraction of the clip of silence before the word, after the
+    /// front end's trimming (which undoes a shift of the waveform), drawn with probability `p`.
+    /// 0: off.
+    #[serde(default)]
+    pub lead_in: f64,
+    /// Random end cut: up to this fraction of the (trimmed) word cut from its end. 0: off.
+    #[serde(default)]
+    pub end_cut: f32,
     /// SpecAugment on the feature map: up to this many time masks of up to `time_mask_width`
     /// frames, and frequency masks of up to `freq_mask_width` coefficients. 0: off.
     #[serde(default)]
@@ -57,6 +65,8 @@ impl Default for AugmentConfig {
             speed: no_range(),
             vtlp: no_range(),
             eq_db: 0.0,
+            lead_in: 0.0,
+            end_cut: 0.0,
             time_masks: 0,
             time_mask_width: 0,
             freq_masks: 0,
@@ -95,6 +105,24 @@ pub fn augment<R: Rng + ?Sized>(clip: &mut [f32], cfg: &AugmentConfig, rng: &mut
     if rng.random_bool(cfg.p) {
         add_noise(clip, rng.random_range(cfg.snr_db.0..=cfg.snr_db.1), rng);
     }
+}
+
+/// Samples of silence to put before an augmented clip of `clip_samples` after trimming: 0, or
+/// (with probability `p`) up to `lead_in` of the clip. Draws nothing when the lead-in is off.
+pub fn lead_in<R: Rng + ?Sized>(clip_samples: usize, cfg: &AugmentConfig, rng: &mut R) -> usize {
+    if cfg.lead_in <= 0.0 || !rng.random_bool(cfg.p) {
+        return 0;
+    }
+    rng.random_range(0..=(clip_samples as f64 * cfg.lead_in.min(1.0)) as usize)
+}
+
+/// The fraction of the trimmed word to keep: 1, or (with probability `p`) down to
+/// `1 - end_cut`. Draws nothing when the end cut is off.
+pub fn keep_fraction<R: Rng + ?Sized>(cfg: &AugmentConfig, rng: &mut R) -> f32 {
+    if cfg.end_cut <= 0.0 || !rng.random_bool(cfg.p) {
+        return 1.0;
+    }
+    1.0 - rng.random_range(0.0..=cfg.end_cut.min(1.0))
 }
 
 /// Plays the clip `factor` times faster (linear interpolation; the end is zero-filled or cut).
@@ -215,6 +243,17 @@ mod tests {
         mask_features(&mut f, 13, &cfg, 0.0, &mut StdRng::seed_from_u64(3));
         let zeros = f.iter().filter(|v| **v == 0.0).count();
         assert!(zeros <= 5 * 13 + 2 * 63);
+    }
+
+    #[test]
+    fn lead_in_draws_stay_in_range() {
+        let cfg = AugmentConfig { lead_in: 0.1, p: 1.0, ..Default::default() };
+        let mut rng = StdRng::seed_from_u64(5);
+        let draws: Vec<usize> = (0..200).map(|_| lead_in(8000, &cfg, &mut rng)).collect();
+        assert!(draws.iter().all(|&d| d <= 800));
+        assert!(draws.iter().any(|&d| d > 700) && draws.iter().any(|&d| d < 100));
+        let off = AugmentConfig::default();
+        assert_eq!(lead_in(8000, &off, &mut rng), 0);
     }
 
     #[test]

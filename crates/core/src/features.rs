@@ -240,20 +240,35 @@ impl Mfcc {
 
     /// Like [`Mfcc::compute`], writing into `out` (`feature_len()` values).
     pub fn compute_into(&mut self, samples: &[f32], out: &mut [f32]) {
+        self.compute_with_lead_in(samples, 0, 1.0, out);
+    }
+
+    /// Like [`Mfcc::compute_into`], with `lead_in` samples of silence put before the (trimmed)
+    /// clip: training's random lead-in, which trimming would otherwise remove.
+    pub fn compute_with_lead_in(&mut self, samples: &[f32], lead_in: usize, keep: f32, out: &mut [f32]) {
         let cfg = &self.config;
         let (n_fft, hop, n_frames, len) = (cfg.n_fft, cfg.hop_length, cfg.n_frames(), cfg.clip_samples);
         let half = n_fft / 2;
 
-        let samples = match cfg.trim_db {
-            Some(db) => trim(samples, cfg.sample_rate, db),
-            None => samples,
+        // A trimmed word always starts after the same margin: where the clip gives less, zeros
+        // make up the rest, so silence before a clip never changes its features.
+        let (samples, lead_in) = match cfg.trim_db {
+            Some(db) => {
+                let (segment, missing) = speech_bounds(samples, cfg.sample_rate, db);
+                (samples.get(segment).unwrap_or(samples), lead_in + missing)
+            }
+            None => (samples, lead_in),
         };
-        // Clip to `len` samples (zero-padded), then reflect-pad by n_fft/2 on both sides.
+        let samples = &samples[..((samples.len() as f32 * keep).round() as usize).min(samples.len())];
+        // Clip to `len` samples (zero-padded, after `lead_in` zeros), then reflect-pad by
+        // n_fft/2 on both sides.
         let padded = &mut self.padded;
         let body = &mut padded[half..half + len];
-        let n = samples.len().min(len);
-        body[..n].copy_from_slice(&samples[..n]);
-        body[n..].fill(0.0);
+        let lead = lead_in.min(len);
+        let n = samples.len().min(len - lead);
+        body[..lead].fill(0.0);
+        body[lead..lead + n].copy_from_slice(&samples[..n]);
+        body[lead + n..].fill(0.0);
         for i in 1..=half {
             padded[half - i] = padded[half + i];
             padded[half + len - 1 + i] = padded[half + len - 1 - i];
@@ -266,8 +281,8 @@ impl Mfcc {
         // Frames that lie wholly in the zero padding after a short clip have an all-zero
         // spectrum: only the frames up to the clip's last non-zero sample need an FFT. (When the
         // clip reaches into the last half-window, the end's reflection is not zero: all frames.)
-        let end = if n + half < len {
-            half + samples[..n].iter().rposition(|&s| s != 0.0).map_or(0, |i| i + 1)
+        let end = if lead + n + half < len {
+            half + lead + samples[..n].iter().rposition(|&s| s != 0.0).map_or(0, |i| i + 1)
         } else {
             padded.len()
         };
@@ -394,27 +409,49 @@ fn normalize(row: &mut [f32]) {
     }
 }
 
-/// The part of `samples` from the first to the last 16 ms block whose energy is within `db` of
-/// the loudest block, widened by one block (16 ms) on each side.
+/// The part of `samples` from the first to the last 16 ms window whose energy is within `db`
+/// of the loudest window, widened by 16 ms on each side.
 pub fn trim(samples: &[f32], sample_rate: u32, db: f32) -> &[f32] {
     samples.get(speech_segment(samples, sample_rate, db)).unwrap_or(samples)
 }
 
 /// The sample range [`trim`] keeps: the detected speech segment. All of `samples` when it is
-/// silent.
+/// silent. The 16 ms windows start at every sample, so silence put before a clip moves the
+/// segment with it, sample for sample.
 pub fn speech_segment(samples: &[f32], sample_rate: u32, db: f32) -> std::ops::Range<usize> {
+    speech_bounds(samples, sample_rate, db).0
+}
+
+/// [`speech_segment`], and how much of its 16 ms margin before the speech lies before the
+/// clip's start (the front end puts that many zeros before the segment). The windows end at
+/// every sample, the first ones reaching into zeros before the clip, so any silence put before
+/// a clip moves the segment with it, sample for sample.
+fn speech_bounds(samples: &[f32], sample_rate: u32, db: f32) -> (std::ops::Range<usize>, usize) {
     let block = (sample_rate as usize / 62).max(1);
-    let energies: Vec<f32> = samples.chunks(block).map(|b| b.iter().map(|s| s * s).sum::<f32>()).collect();
-    let max = energies.iter().copied().fold(0.0f32, f32::max);
-    if max <= 0.0 {
-        return 0..samples.len();
+    // energies[e - 1]: the window that ends at sample e, samples[e - block..e], from running
+    // sums in f64 (no drift).
+    let mut energies = Vec::with_capacity(samples.len());
+    let mut sum = 0.0f64;
+    for (e, &s) in samples.iter().enumerate() {
+        sum += f64::from(s) * f64::from(s);
+        if let Some(&old) = e.checked_sub(block).and_then(|i| samples.get(i)) {
+            sum -= f64::from(old) * f64::from(old);
+        }
+        energies.push(sum.max(0.0));
     }
-    let floor = max * 10f32.powf(-db / 10.0);
-    let first = energies.iter().position(|&e| e >= floor).unwrap_or(0);
-    let last = energies.iter().rposition(|&e| e >= floor).unwrap_or(energies.len());
-    let start = first.saturating_sub(1) * block;
-    let end = ((last + 2) * block).min(samples.len());
-    if start < end { start..end } else { 0..samples.len() }
+    let max = energies.iter().copied().fold(0.0f64, f64::max);
+    if max <= 0.0 {
+        return (0..samples.len(), 0);
+    }
+    let floor = max * 10f64.powf(-f64::from(db) / 10.0);
+    let first_end = energies.iter().position(|&e| e >= floor).unwrap_or(0) + 1;
+    let last_end = energies.iter().rposition(|&e| e >= floor).map_or(samples.len(), |i| i + 1);
+    // One window's length of margin before the first window and after the last one.
+    let start = first_end as i64 - 2 * block as i64;
+    let end = (last_end + block).min(samples.len());
+    let missing = (-start).max(0) as usize;
+    let start = start.max(0) as usize;
+    if start < end { (start..end, missing) } else { (0..samples.len(), 0) }
 }
 
 /// VTLP's frequency warp: `f * warp` up to a knee, then linear to Nyquist.
@@ -523,6 +560,30 @@ mod tests {
     }
 
     #[test]
+    fn lead_in_puts_silence_before_the_trimmed_word() {
+        // With trimming, k samples of lead-in give the features of the trimmed word after k
+        // zeros, computed without trimming.
+        let trimmed = FeatureConfig { trim_db: Some(40.0), ..FeatureConfig::default() };
+        let mut with_trim = Mfcc::new(&trimmed).unwrap();
+        let mut plain = Mfcc::new(&FeatureConfig::default()).unwrap();
+        let mut clip = vec![0.0f32; 2000];
+        clip.extend((0..3000).map(|i| ((i as f32) * 0.37).sin() * 0.3));
+        clip.resize(8000, 0.0);
+        let word = trim(&clip, 8000, 40.0).to_vec();
+        let mut out = vec![0.0; trimmed.feature_len()];
+        for k in [0, 1, 300, 800, 7990, 9000] {
+            with_trim.compute_with_lead_in(&clip, k, 1.0, &mut out);
+            let mut expected_input = vec![0.0f32; k];
+            expected_input.extend(&word);
+            let expected = plain.compute(&expected_input);
+            let worst = out.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            assert!(worst < 1e-3, "lead-in of {k}: differs by {worst}");
+        }
+        with_trim.compute_with_lead_in(&clip, 0, 1.0, &mut out);
+        assert_eq!(out, with_trim.compute(&clip));
+    }
+
+    #[test]
     fn silence_is_flat_at_the_floor() {
         let cfg = FeatureConfig::default();
         let out = Mfcc::new(&cfg).unwrap().compute(&[]);
@@ -565,9 +626,27 @@ mod tests {
         let t = trim(&x, 8000, 40.0);
         assert!(t.len() >= 2000 && t.len() <= 2000 + 4 * 129, "{}", t.len());
         assert!(trim(&[0.0; 100], 8000, 40.0).len() == 100);
+        // Silence before the clip moves the segment sample for sample: the same samples kept.
+        for k in [1, 7, 64, 128, 129, 200] {
+            let mut y = vec![0.0f32; k];
+            y.extend(&x);
+            assert_eq!(trim(&y, 8000, 40.0), t, "{k} more zeros");
+        }
+        assert_eq!(trim(&[0.5; 10], 8000, 40.0).len(), 10);
+        // A word that starts at once has its missing margin made up with zeros: its features do
+        // not change with any silence before it.
+        let trimmed = FeatureConfig { trim_db: Some(40.0), ..FeatureConfig::default() };
+        let mut mfcc = Mfcc::new(&trimmed).unwrap();
+        let word = &x[4000..6000];
+        let tight = mfcc.compute(word);
+        for k in [1, 50, 128, 129, 130, 700] {
+            let mut y = vec![0.0f32; k];
+            y.extend(word);
+            assert_eq!(mfcc.compute(&y), tight, "{k} zeros before the word");
+        }
         let cfg = FeatureConfig::robust();
         let a = Mfcc::new(&cfg).unwrap().compute(&x);
-        let b = Mfcc::new(&cfg).unwrap().compute(&x[3870..]);
+        let b = Mfcc::new(&cfg).unwrap().compute(&x[3700..]);
         assert_eq!(a, b, "leading silence must not change robust features");
         let row = &a[63..126];
         let mean: f32 = row.iter().sum::<f32>() / 63.0;

@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Train the spoken-digit CNN on the Free Spoken Digit Dataset.
 ///
 /// `--recipe robust` (default) is the shipped model's recipe, built for voices it never heard:
-/// silence trimmed, three augmented copies (speed, shift, random equalisation, gain, noise,
-/// SpecAugment masks), the wide network, AdamW with a cosine schedule, 15 epochs.
+/// silence trimmed, three augmented copies (speed, shift, random equalisation, gain, noise, a random
+/// lead-in and end cut, SpecAugment masks), the wide network, AdamW with a cosine schedule, 15 epochs.
 /// `--recipe original` is the original project's recipe: one augmented copy of the training set
 /// (shift, gain, noise; each p = 0.5), Adam lr 1e-3, batch 64, 10 epochs. Both keep the best
 /// validation epoch's weights.
@@ -104,6 +104,14 @@ struct Args {
     /// off [recipe: original 0, robust 15].
     #[arg(long, value_name = "DB")]
     eq_db: Option<f32>,
+    /// Random lead-in: up to this fraction of the clip of silence before the trimmed word,
+    /// with probability --aug-prob; 0 is off [recipe: original 0, robust 0.1].
+    #[arg(long, value_name = "FRACTION")]
+    lead_in: Option<f64>,
+    /// Random end cut: up to this fraction of the trimmed word cut from its end, with
+    /// probability --aug-prob; 0 is off [recipe: original 0, robust 0.3].
+    #[arg(long, value_name = "FRACTION")]
+    end_cut: Option<f32>,
     /// SpecAugment time masks per example, each up to 6 frames [recipe: original 0, robust 2].
     #[arg(long)]
     time_masks: Option<usize>,
@@ -160,7 +168,7 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
     }
     set!(c.augment.p => args.aug_prob, c.augment.max_shift => args.max_shift,
          c.augment.gain_db => args.gain_db, c.augment.snr_db => args.snr_db,
-         c.augment.speed => args.speed, c.augment.vtlp => args.vtlp, c.augment.eq_db => args.eq_db, c.augment.time_masks => args.time_masks,
+         c.augment.speed => args.speed, c.augment.vtlp => args.vtlp, c.augment.eq_db => args.eq_db, c.augment.lead_in => args.lead_in, c.augment.end_cut => args.end_cut, c.augment.time_masks => args.time_masks,
          c.augment.freq_masks => args.freq_masks, c.epochs => args.epochs,
          c.batch_size => args.batch_size, c.learning_rate => args.lr, c.schedule => args.schedule,
          c.weight_decay => args.weight_decay, c.val_fraction => args.val_fraction,
@@ -184,6 +192,12 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
     }
     if c.augment.speed.0 <= 0.0 || c.augment.vtlp.0 <= 0.0 {
         bail!("--speed and --vtlp factors must be positive");
+    }
+    if !(0.0..=0.5).contains(&c.augment.lead_in) {
+        bail!("--lead-in must be between 0 and 0.5");
+    }
+    if !(0.0..=0.9).contains(&c.augment.end_cut) {
+        bail!("--end-cut must be between 0 and 0.9");
     }
     if !(0.0..=40.0).contains(&c.augment.eq_db) {
         bail!("--eq-db must be between 0 and 40");
