@@ -36,7 +36,8 @@ pub struct AugmentConfig {
     /// 0: off.
     #[serde(default)]
     pub lead_in: f64,
-    /// Random end cut: up to this fraction of the (trimmed) word cut from its end. 0: off.
+    /// Random end cut: up to this fraction of the (trimmed) word cut from its end, drawn with
+    /// probability `p`. 0: off.
     #[serde(default)]
     pub end_cut: f32,
     /// SpecAugment on the feature map: up to this many time masks of up to `time_mask_width`
@@ -246,7 +247,7 @@ mod tests {
     }
 
     #[test]
-    fn lead_in_draws_stay_in_range() {
+    fn lead_in_and_end_cut_draws_stay_in_range() {
         let cfg = AugmentConfig { lead_in: 0.1, p: 1.0, ..Default::default() };
         let mut rng = StdRng::seed_from_u64(5);
         let draws: Vec<usize> = (0..200).map(|_| lead_in(8000, &cfg, &mut rng)).collect();
@@ -254,6 +255,11 @@ mod tests {
         assert!(draws.iter().any(|&d| d > 700) && draws.iter().any(|&d| d < 100));
         let off = AugmentConfig::default();
         assert_eq!(lead_in(8000, &off, &mut rng), 0);
+        let cut = AugmentConfig { end_cut: 0.3, p: 1.0, ..Default::default() };
+        let keeps: Vec<f32> = (0..200).map(|_| keep_fraction(&cut, &mut rng)).collect();
+        assert!(keeps.iter().all(|&k| (0.7..=1.0).contains(&k)));
+        assert!(keeps.iter().any(|&k| k < 0.75) && keeps.iter().any(|&k| k > 0.95));
+        assert_eq!(keep_fraction(&off, &mut rng), 1.0);
     }
 
     #[test]

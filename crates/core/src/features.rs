@@ -244,7 +244,8 @@ impl Mfcc {
     }
 
     /// Like [`Mfcc::compute_into`], with `lead_in` samples of silence put before the (trimmed)
-    /// clip: training's random lead-in, which trimming would otherwise remove.
+    /// clip and only its first `keep` fraction kept: training's random lead-in (which trimming
+    /// would otherwise remove) and end cut.
     pub fn compute_with_lead_in(&mut self, samples: &[f32], lead_in: usize, keep: f32, out: &mut [f32]) {
         let cfg = &self.config;
         let (n_fft, hop, n_frames, len) = (cfg.n_fft, cfg.hop_length, cfg.n_frames(), cfg.clip_samples);
