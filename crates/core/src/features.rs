@@ -410,15 +410,9 @@ fn normalize(row: &mut [f32]) {
     }
 }
 
-/// The part of `samples` from the first to the last 16 ms window whose energy is within `db`
-/// of the loudest window, widened by 16 ms on each side.
-pub fn trim(samples: &[f32], sample_rate: u32, db: f32) -> &[f32] {
-    samples.get(speech_segment(samples, sample_rate, db)).unwrap_or(samples)
-}
-
-/// The sample range [`trim`] keeps: the detected speech segment. All of `samples` when it is
-/// silent. The 16 ms windows start at every sample, so silence put before a clip moves the
-/// segment with it, sample for sample.
+/// The detected speech segment that trimming keeps: from the first to the last 16 ms window
+/// whose energy is within `db` of the loudest window, widened by 16 ms on each side; the windows
+/// end at every sample. All of `samples` when it is silent.
 pub fn speech_segment(samples: &[f32], sample_rate: u32, db: f32) -> std::ops::Range<usize> {
     speech_bounds(samples, sample_rate, db).0
 }
@@ -529,6 +523,11 @@ mod tests {
     }
 
     use super::*;
+
+    /// The samples the front end's trim keeps (before it makes up a cut-off margin).
+    fn trim(samples: &[f32], sample_rate: u32, db: f32) -> &[f32] {
+        &samples[speech_segment(samples, sample_rate, db)]
+    }
 
     #[test]
     fn shape_is_13_by_63() {
