@@ -20,6 +20,8 @@ pub const DEFAULT_MODEL: &str = "models/digits.safetensors";
 pub const DEFAULT_INFERENCE_DIR: &str = "free-spoken-digit-dataset/inference_audio";
 /// The FSDD recordings folder.
 pub const DEFAULT_RECORDINGS: &str = "free-spoken-digit-dataset/recordings";
+/// The synthetic voices `scripts/setup` generates for the robust recipe.
+pub const DEFAULT_SYNTHETIC: &str = "free-spoken-digit-dataset/synthetic";
 /// The hold-out manifest.
 pub const DEFAULT_HOLDOUT: &str = "free-spoken-digit-dataset/holdout.txt";
 

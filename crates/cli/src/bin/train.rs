@@ -8,8 +8,8 @@ use spoken_digits::model::{self, Arch};
 use spoken_digits::plot;
 use spoken_digits::train::{self, Recipe, Schedule, TrainConfig};
 use spoken_digits_cli::{
-    DEFAULT_HOLDOUT, DEFAULT_MODEL, DEFAULT_RECORDINGS, EpochBars, Verbosity, default_path, default_threads,
-    paint, run, warn,
+    DEFAULT_HOLDOUT, DEFAULT_MODEL, DEFAULT_RECORDINGS, DEFAULT_SYNTHETIC, EpochBars, Verbosity,
+    default_path, default_threads, paint, run, warn,
 };
 use spoken_digits_torch::{Device, cnn, train as fit};
 use std::collections::HashSet;
@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Train the spoken-digit CNN on the Free Spoken Digit Dataset.
 ///
 /// `--recipe robust` (default) is the shipped model's recipe, built for voices it never heard:
-/// silence trimmed, three augmented copies (speed, shift, random equalisation, gain, noise, a random
+/// FSDD plus 1,980 synthetic digits in 102 voices (female, male, accented; made by `scripts/setup`
+/// with flite and espeak-ng), silence trimmed, three augmented copies (speed, shift, random equalisation, gain, noise, a random
 /// lead-in and end cut, SpecAugment masks), the wide network, AdamW with a cosine schedule, 15 epochs.
 /// `--recipe original` is the original project's recipe: one augmented copy of the training set
 /// (shift, gain, noise; each p = 0.5), Adam lr 1e-3, batch 64, 10 epochs. Both keep the best
@@ -43,6 +44,14 @@ struct Args {
     /// augmented like FSDD. Repeatable.
     #[arg(long, value_name = "DIR")]
     extra_data: Vec<PathBuf>,
+    /// Synthetic voices added to the training set like --extra-data (`scripts/setup` makes them
+    /// with flite and espeak-ng) [recipe: original none, robust
+    /// free-spoken-digit-dataset/synthetic].
+    #[arg(long, value_name = "DIR", conflicts_with = "no_synthetic")]
+    synthetic: Option<PathBuf>,
+    /// Train without synthetic voices.
+    #[arg(long)]
+    no_synthetic: bool,
     /// Hold-out manifest: files never used for training, validation or test.
     #[arg(long, value_name = "FILE")]
     holdout: Option<PathBuf>,
@@ -75,6 +84,10 @@ struct Args {
     /// AdamW weight decay; 0 is Adam [recipe: original 0, robust 1e-3].
     #[arg(long)]
     weight_decay: Option<f64>,
+    /// Mixup: blend each batch with a shuffled copy of itself by a weight drawn from
+    /// Beta(ALPHA, ALPHA); 0 is off [recipe: 0].
+    #[arg(long, value_name = "ALPHA")]
+    mixup: Option<f64>,
     /// Fraction of the non-test recordings used for validation [recipe: 0.1].
     #[arg(long)]
     val_fraction: Option<f64>,
@@ -171,7 +184,8 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
          c.augment.speed => args.speed, c.augment.vtlp => args.vtlp, c.augment.eq_db => args.eq_db, c.augment.lead_in => args.lead_in, c.augment.end_cut => args.end_cut, c.augment.time_masks => args.time_masks,
          c.augment.freq_masks => args.freq_masks, c.epochs => args.epochs,
          c.batch_size => args.batch_size, c.learning_rate => args.lr, c.schedule => args.schedule,
-         c.weight_decay => args.weight_decay, c.val_fraction => args.val_fraction,
+         c.weight_decay => args.weight_decay, c.mixup => args.mixup,
+         c.val_fraction => args.val_fraction,
          c.augmented_copies => args.augmented_copies, c.arch => args.arch,
          c.features.normalize => args.normalize, c.features.n_mels => args.n_mels,
          c.features.n_mfcc => args.n_mfcc);
@@ -192,6 +206,9 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
     }
     if c.augment.speed.0 <= 0.0 || c.augment.vtlp.0 <= 0.0 {
         bail!("--speed and --vtlp factors must be positive");
+    }
+    if !(c.mixup >= 0.0 && c.mixup.is_finite()) {
+        bail!("--mixup must be 0 (off) or a positive alpha");
     }
     if !(0.0..=0.5).contains(&c.augment.lead_in) {
         bail!("--lead-in must be between 0 and 0.5");
@@ -226,8 +243,22 @@ fn train_main(args: Args) -> anyhow::Result<ExitCode> {
     let holdout =
         dataset::read_holdout(&holdout_path).context("reading the hold-out manifest (run scripts/setup)")?;
     let scan = scan_folder(&data, &holdout)?;
+    let synthetic = match (&args.synthetic, args.recipe) {
+        _ if args.no_synthetic => None,
+        (Some(dir), _) => Some(dir.clone()),
+        (None, Recipe::Robust) => Some(default_path(DEFAULT_SYNTHETIC)),
+        (None, Recipe::Original) => None,
+    };
+    if let Some(dir) = &synthetic
+        && !dir.is_dir()
+    {
+        bail!(
+            "the synthetic voices are missing: {} is not a folder (scripts/setup makes it; --no-synthetic trains on FSDD alone)",
+            dir.display()
+        );
+    }
     let mut extra = vec![];
-    for dir in &args.extra_data {
+    for dir in args.extra_data.iter().chain(&synthetic) {
         if same_folder(dir, &data) {
             bail!(
                 "--extra-data {} is the --data folder: its test recordings would be trained on",
