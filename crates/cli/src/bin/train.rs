@@ -22,8 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 ///
 /// `--recipe robust` (default) is the shipped model's recipe, built for voices it never heard:
 /// FSDD plus 1,980 synthetic digits in 102 voices (female, male, accented; made by `scripts/setup`
-/// with flite and espeak-ng), silence trimmed, three augmented copies (speed, shift, random equalisation, gain, noise, a random
-/// lead-in and end cut, SpecAugment masks), the wide network, AdamW with a cosine schedule, 15 epochs.
+/// with flite and espeak-ng), silence trimmed, three augmented copies (speed, shift, random
+/// equalisation, gain, noise, a random lead-in and end cut, SpecAugment masks), the wide network,
+/// AdamW with a cosine schedule, 15 epochs.
 /// `--recipe original` is the original project's recipe: one augmented copy of the training set
 /// (shift, gain, noise; each p = 0.5), Adam lr 1e-3, batch 64, 10 epochs. Both keep the best
 /// validation epoch's weights.
@@ -261,7 +262,7 @@ fn train_main(args: Args) -> anyhow::Result<ExitCode> {
     for dir in args.extra_data.iter().chain(&synthetic) {
         if same_folder(dir, &data) {
             bail!(
-                "--extra-data {} is the --data folder: its test recordings would be trained on",
+                "{} is the --data folder: its test recordings would be trained on (--extra-data and --synthetic take other folders)",
                 dir.display()
             );
         }
