@@ -219,6 +219,9 @@ fn default_recipe_trains_above_98_percent_and_writes_everything() {
     assert!(acc >= 0.98, "official-split accuracy {acc}");
     assert_eq!(metrics["test_size"].as_u64(), Some(300));
     assert_eq!(metrics["config"]["arch"], "wide");
+    // The mean of the last five epochs' weights is kept.
+    assert_eq!(metrics["config"]["keep"], serde_json::json!({ "average": 5 }));
+    assert_eq!(metrics["best_epoch"].as_u64(), Some(15));
     // The synthetic voices of scripts/setup are in its training set, and nothing else extra.
     let extra = metrics["config"]["extra_data"].as_array().unwrap();
     assert_eq!(extra.len(), 1, "{extra:?}");
@@ -260,6 +263,14 @@ fn missing_synthetic_voices_are_a_clear_error() {
 }
 
 #[test]
+fn an_unknown_choice_of_weights_is_a_usage_error() {
+    let out = run(TRAIN, &["--keep", "average:0"], &root());
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("average:N with N >= 1") && !err.contains("panicked"), "{err}");
+}
+
+#[test]
 fn loso_scores_every_speaker_and_writes_the_metrics_where_asked() {
     // One quick epoch of the original recipe per fold: the folds, the file names and the
     // figures' consistency, not the accuracy.
@@ -297,6 +308,10 @@ fn loso_scores_every_speaker_and_writes_the_metrics_where_asked() {
         // Each speaker's 500 recordings less the hold-out files, all of them tested.
         let total = f["total"].as_u64().unwrap();
         assert!((490..=500).contains(&total), "{f}");
+        // Its one epoch, the one kept, recorded with the held-out speaker's accuracy.
+        let history = f["history"].as_array().unwrap();
+        assert_eq!(history.len(), 1, "{f}");
+        assert_eq!(history[0]["test_accuracy"], f["accuracy"], "{f}");
     }
     for picture in ["folds.speakers.png", "folds.confusion.png"] {
         assert!(png_size(&dir.join(picture)).0 > 100, "{picture}");

@@ -60,7 +60,7 @@ pub fn train_plots(report: &TrainReport, metrics: &Path) -> Result<Vec<PathBuf>>
     );
     confusion(&confusion_png, &report.test, &title)?;
     let curves_png = png_path(metrics, "curves");
-    curves(&curves_png, &report.history, report.best_epoch)?;
+    curves(&curves_png, &report.history, (report.best_epoch, &report.kept()))?;
     Ok(vec![confusion_png, curves_png])
 }
 
@@ -134,9 +134,9 @@ pub fn confusion(path: &Path, scores: &Scores, title: &str) -> Result<()> {
     })
 }
 
-/// Loss and accuracy per epoch, train and validation, side by side; the kept (best validation)
-/// epoch marked.
-pub fn curves(path: &Path, history: &[EpochStats], best_epoch: usize) -> Result<()> {
+/// Loss and accuracy per epoch, train and validation, side by side; the kept epoch (the last
+/// one averaged, if so) marked at `kept.0` and named `kept.1` in the legend.
+pub fn curves(path: &Path, history: &[EpochStats], kept: (usize, &str)) -> Result<()> {
     render(path, CURVES_SIZE, |root| {
         let (left, right) = root.split_horizontally(CURVES_SIZE.0 / 2);
         let last = history.iter().map(|s| s.epoch).max().unwrap_or(1).max(2) as f64;
@@ -155,7 +155,7 @@ pub fn curves(path: &Path, history: &[EpochStats], best_epoch: usize) -> Result<
             epochs.clone(),
             0.0..loss_top,
             &loss,
-            best_epoch,
+            kept,
             "loss",
             &fmt,
             legend,
@@ -170,7 +170,7 @@ pub fn curves(path: &Path, history: &[EpochStats], best_epoch: usize) -> Result<
             .collect();
         let fmt = |v: &f64| format!("{v:.0}%");
         let legend = SeriesLabelPosition::LowerRight;
-        panel(&right, "Accuracy", epochs, acc_bottom..100.5, &acc, best_epoch, "accuracy", &fmt, legend)
+        panel(&right, "Accuracy", epochs, acc_bottom..100.5, &acc, kept, "accuracy", &fmt, legend)
     })
 }
 
@@ -182,7 +182,7 @@ fn panel(
     epochs: std::ops::Range<f64>,
     y: std::ops::Range<f64>,
     points: &[[(f64, f64); 2]],
-    best_epoch: usize,
+    (kept_epoch, kept_label): (usize, &str),
     y_desc: &str,
     y_fmt: &dyn Fn(&f64) -> String,
     legend: SeriesLabelPosition,
@@ -209,12 +209,12 @@ fn panel(
         .light_line_style(WHITE)
         .bold_line_style(RGBColor(225, 225, 225))
         .draw()?;
-    if best_epoch > 0 {
-        let b = best_epoch as f64;
+    if kept_epoch > 0 {
+        let b = kept_epoch as f64;
         let kept = GREY.mix(0.6).stroke_width(2);
         chart
             .draw_series(std::iter::once(PathElement::new(vec![(b, bottom), (b, top)], kept)))?
-            .label(format!("kept: epoch {best_epoch}"))
+            .label(format!("kept: {kept_label}"))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], kept));
     }
     for (i, (name, colour)) in [("train", TRAIN), ("validation", VAL)].into_iter().enumerate() {

@@ -55,6 +55,7 @@ fn loso_report_gives_a_speaker_chart_and_pooled_confusion() {
         total: 500,
         accuracy: correct as f64 / 500.0,
         best_epoch: 10,
+        history: vec![],
         seconds: 1.0,
     };
     let folds = vec![fold("george", 470), fold("jackson", 455), fold("lucas", 430), fold("theo", 488)];

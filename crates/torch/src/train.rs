@@ -1,5 +1,6 @@
 //! The training loop in libtorch: batches from [`spoken_digits::train::produce`] (augmented in
-//! a worker thread), Adam/AdamW with the recipe's schedule, the best validation epoch kept;
+//! a worker thread), Adam/AdamW with the recipe's schedule, the weights the recipe chooses kept
+//! (best validation epoch, last, or a mean of the last few);
 //! leave-one-speaker-out; and the pure model-compute floor the benchmarks compare against.
 
 use crate::Tch;
@@ -10,7 +11,7 @@ use spoken_digits::dataset::{Recording, Sets, Split};
 use spoken_digits::metrics::Scores;
 use spoken_digits::model::{ModelConfig, argmax};
 use spoken_digits::train::{
-    Batch, EpochStats, Featurised, FoldResult, LosoReport, Progress, TrainConfig, TrainReport, labels,
+    Batch, EpochStats, Featurised, FoldResult, Keep, LosoReport, Progress, TrainConfig, TrainReport, labels,
     load_set, produce,
 };
 use spoken_digits::{Error, FeatureConfig, NUM_CLASSES, Result};
@@ -44,12 +45,36 @@ fn evaluate(model: &Classifier, set: &Featurised) -> Result<(f64, f64, Vec<u8>)>
     Ok((loss / set.len() as f64, correct as f64 / set.len() as f64, predicted))
 }
 
-/// The best epoch so far: validation accuracy and loss, epoch, and a copy of its weights.
-type Best = (f64, f64, usize, Vec<(String, Tensor)>);
+/// A copy of a model's variables by name.
+type Snapshot = Vec<(String, Tensor)>;
 
-/// A deep copy of the weights (not a reference to the live tensors).
-fn snapshot(model: &Classifier) -> Vec<(String, Tensor)> {
-    tch::no_grad(|| model.vs.variables().into_iter().map(|(n, t)| (n, t.detach().copy())).collect())
+/// The best epoch so far: validation accuracy and loss, epoch, and a copy of its weights.
+type Best = (f64, f64, usize, Snapshot);
+
+/// A deep copy of the weights (not a reference to the live tensors), in name order.
+fn snapshot(model: &Classifier) -> Snapshot {
+    let mut snap: Snapshot =
+        tch::no_grad(|| model.vs.variables().into_iter().map(|(n, t)| (n, t.detach().copy())).collect());
+    snap.sort_by(|a, b| a.0.cmp(&b.0));
+    snap
+}
+
+/// Running sum of snapshots for [`Keep::Average`], and how many it holds. Every variable of the
+/// networks is floating point: weights, biases and batch-norm statistics.
+fn accumulate(sum: Option<(usize, Snapshot)>, snap: Snapshot) -> (usize, Snapshot) {
+    match sum {
+        None => (1, snap),
+        Some((k, acc)) => {
+            let summed =
+                tch::no_grad(|| acc.into_iter().zip(snap).map(|((name, a), (_, b))| (name, a + b)).collect());
+            (k + 1, summed)
+        }
+    }
+}
+
+/// The mean of an [`accumulate`]d sum.
+fn mean((k, sum): (usize, Snapshot)) -> Snapshot {
+    tch::no_grad(|| sum.into_iter().map(|(name, t)| (name, t / k as f64)).collect())
 }
 
 fn restore(model: &Classifier, snap: &[(String, Tensor)]) -> Result<()> {
@@ -112,6 +137,11 @@ pub fn train(
 
     let mut history = vec![];
     let mut best: Option<Best> = None;
+    let average_from = match cfg.keep {
+        Keep::Average(n) => cfg.epochs.saturating_sub(n) + 1,
+        Keep::Best | Keep::Last => usize::MAX,
+    };
+    let mut sum = None;
     let mut interrupted = false;
     std::thread::scope(|s| -> Result<()> {
         let (tx, rx) = mpsc::sync_channel::<Batch>(8);
@@ -155,12 +185,14 @@ pub fn train(
                 progress.batch(loss_sum / seen as f64, correct as f64 / seen as f64);
             }
             let (val_loss, val_accuracy, _) = evaluate(&model, &val)?;
+            let test_accuracy = if test.is_empty() { None } else { Some(evaluate(&model, &test)?.1) };
             let stats = EpochStats {
                 epoch,
                 train_loss: loss_sum / seen.max(1) as f64,
                 train_accuracy: correct as f64 / seen.max(1) as f64,
                 val_loss,
                 val_accuracy,
+                test_accuracy,
                 seconds: t0.elapsed().as_secs_f64(),
             };
             progress.epoch_end(&stats);
@@ -179,18 +211,27 @@ pub fn train(
             if better {
                 best = Some((val_accuracy, val_loss, epoch, snapshot(&model)));
             }
+            if epoch >= average_from {
+                sum = Some(accumulate(sum.take(), snapshot(&model)));
+            }
             history.push(stats);
         }
         drop(rx);
         producer.join().map_err(|_| Error::Config("the augmentation worker panicked".into()))?
     })?;
 
-    let best_epoch = match &best {
-        Some((_, _, epoch, snap)) => {
+    // An interrupted run keeps the best epoch whatever the choice: the last may be unfinished.
+    let best_epoch = match (cfg.keep, interrupted, sum, &best) {
+        (Keep::Last, false, _, _) => history.len(),
+        (Keep::Average(_), false, Some(sum), _) => {
+            restore(&model, &mean(sum))?;
+            history.len()
+        }
+        (_, _, _, Some((_, _, epoch, snap))) => {
             restore(&model, snap)?;
             *epoch
         }
-        None => 0,
+        (_, _, _, None) => 0,
     };
     model.vs.freeze();
     let (_, _, predicted) = evaluate(&model, &test)?;
@@ -261,6 +302,7 @@ pub fn loso(
             total: report.test.total,
             accuracy: report.test.accuracy,
             best_epoch: report.best_epoch,
+            history: report.history,
             seconds: report.seconds,
         };
         progress.fold_end(&fold);
@@ -313,4 +355,30 @@ pub fn compute_only(cfg: &TrainConfig, examples: usize, val_examples: usize, dev
         evaluate(&model, &val)?;
     }
     Ok(started.elapsed().as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spoken_digits::model::Arch;
+
+    #[test]
+    fn averaging_weights_takes_the_mean_of_every_variable() {
+        let cfg =
+            ModelConfig { arch: Arch::Wide, num_classes: NUM_CLASSES, features: FeatureConfig::default() };
+        let model = Classifier::new(cfg, Device::Cpu).unwrap();
+        let first = snapshot(&model);
+        assert!(
+            first.iter().any(|(n, _)| n.ends_with("running_var")),
+            "batch-norm statistics are averaged too"
+        );
+        // The second "epoch": every variable tripled (its own copy, not the first snapshot's).
+        let tripled: Snapshot = tch::no_grad(|| first.iter().map(|(n, t)| (n.clone(), t * 3.0)).collect());
+        restore(&model, &tripled).unwrap();
+        let averaged = mean(accumulate(Some(accumulate(None, first)), snapshot(&model)));
+        restore(&model, &averaged).unwrap();
+        for ((name, now), (_, three)) in snapshot(&model).iter().zip(&tripled) {
+            assert!(now.allclose(&(three * (2.0 / 3.0)), 1e-5, 1e-6, false), "{name}");
+        }
+    }
 }
