@@ -194,7 +194,7 @@ impl TrainConfig {
                 // The mean of the last five epochs' weights, not the best validation epoch's:
                 // validation (seen speakers) is near 100% from epoch 7 on, so the choice among
                 // epochs was noise for an unseen voice (jackson 81.7% at epoch 9, 89.6% at 15).
-                // Leave-one-speaker-out 94.4 / 94.1 / 92.9% -> 94.3 / 94.0 / 94.1% (seeds 42 /
+                // Leave-one-speaker-out 94.3 / 94.1 / 92.9% -> 94.3 / 94.0 / 94.1% (seeds 42 /
                 // 1 / 2; the same training runs).
                 keep: Keep::Average(5),
                 ..TrainConfig::default()
