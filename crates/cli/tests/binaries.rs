@@ -221,7 +221,7 @@ fn default_recipe_trains_above_98_percent_and_writes_everything() {
     assert_eq!(metrics["config"]["arch"], "wide");
     // The mean of the last five epochs' weights is kept.
     assert_eq!(metrics["config"]["keep"], serde_json::json!({ "average": 5 }));
-    assert_eq!(metrics["best_epoch"].as_u64(), Some(15));
+    assert_eq!(metrics["best_epoch"].as_u64(), Some(30));
     // The synthetic voices of scripts/setup are in its training set, and nothing else extra.
     let extra = metrics["config"]["extra_data"].as_array().unwrap();
     assert_eq!(extra.len(), 1, "{extra:?}");
@@ -233,7 +233,7 @@ fn default_recipe_trains_above_98_percent_and_writes_everything() {
         std::fs::read(&model).unwrap() == shipped,
         "the default recipe no longer gives the shipped model (the synthetic voices come from flite 2.2 and espeak-ng 1.51; other versions make other files)"
     );
-    assert_eq!(metrics["history"].as_array().unwrap().len(), 15);
+    assert_eq!(metrics["history"].as_array().unwrap().len(), 30);
     assert_eq!(metrics["test"]["confusion"].as_array().unwrap().len(), 10);
     assert!(dir.join("m.json").is_file());
     assert_eq!(png_size(&dir.join("m.confusion.png")), spoken_digits::plot::CONFUSION_SIZE);
@@ -268,6 +268,13 @@ fn an_unknown_choice_of_weights_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("average:N with N >= 1") && !err.contains("panicked"), "{err}");
+    // A treble cut needs a probability and a cut in dB.
+    for bad in ["1.5,20", "0.5,-3", "0.5"] {
+        let out = run(TRAIN, &["--treble-cut", bad], &root());
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--treble-cut") && !err.contains("panicked"), "{err}");
+    }
 }
 
 #[test]

@@ -31,6 +31,13 @@ pub struct AugmentConfig {
     /// frequencies, each with a gain drawn from `-eq_db..=eq_db` dB. 0: off.
     #[serde(default)]
     pub eq_db: f32,
+    /// Random treble cut (a microphone that rolls off the highs): with this probability, a
+    /// high-shelf filter from a corner between 1/8 and 3/8 of the sample rate (1 to 3 kHz at
+    /// 8 kHz) with a gain drawn from `-treble_cut_db..=0` dB. 0: off.
+    #[serde(default)]
+    pub treble_cut: f64,
+    #[serde(default)]
+    pub treble_cut_db: f32,
     /// Random lead-in: up to this fraction of the clip of silence before the word, after the
     /// front end's trimming (which undoes a shift of the waveform), drawn with probability `p`.
     /// 0: off.
@@ -66,6 +73,8 @@ impl Default for AugmentConfig {
             speed: no_range(),
             vtlp: no_range(),
             eq_db: 0.0,
+            treble_cut: 0.0,
+            treble_cut_db: 0.0,
             lead_in: 0.0,
             end_cut: 0.0,
             time_masks: 0,
@@ -98,6 +107,10 @@ pub fn augment<R: Rng + ?Sized>(clip: &mut [f32], cfg: &AugmentConfig, rng: &mut
             let q = rng.random_range(0.7..=2.0);
             peaking_filter(clip, centre, q, rng.random_range(-cfg.eq_db..=cfg.eq_db));
         }
+    }
+    if cfg.treble_cut > 0.0 && rng.random_bool(cfg.treble_cut) {
+        let corner = rng.random_range(0.125f32.ln()..=0.375f32.ln()).exp();
+        high_shelf(clip, corner, -rng.random_range(0.0..=cfg.treble_cut_db));
     }
     if rng.random_bool(cfg.p) {
         let gain = 10f32.powf(rng.random_range(cfg.gain_db.0..=cfg.gain_db.1) / 20.0);
@@ -151,10 +164,30 @@ pub fn peaking_filter(clip: &mut [f32], centre: f32, q: f32, gain_db: f32) {
     // b1 and a1 are the same coefficient.
     let mid = -2.0 * w0.cos() / a0;
     let (b0, b2) = ((1.0 + alpha * a) / a0, (1.0 - alpha * a) / a0);
-    let a2 = (1.0 - alpha / a) / a0;
+    biquad(clip, [b0, mid, b2], [mid, (1.0 - alpha / a) / a0]);
+}
+
+/// Filters the clip in place with a high shelf (RBJ's audio EQ cookbook, slope 1): `gain_db`
+/// above `corner` (a fraction of the sample rate), 0 dB well below it.
+pub fn high_shelf(clip: &mut [f32], corner: f32, gain_db: f32) {
+    let a = 10f32.powf(gain_db / 40.0);
+    let w0 = 2.0 * std::f32::consts::PI * corner;
+    let (cos, beta) = (w0.cos(), a.sqrt() * w0.sin() * std::f32::consts::FRAC_1_SQRT_2);
+    let a0 = (a + 1.0) - (a - 1.0) * cos + 2.0 * beta;
+    let b = [
+        a * ((a + 1.0) + (a - 1.0) * cos + 2.0 * beta) / a0,
+        -2.0 * a * ((a - 1.0) + (a + 1.0) * cos) / a0,
+        a * ((a + 1.0) + (a - 1.0) * cos - 2.0 * beta) / a0,
+    ];
+    let a1 = 2.0 * ((a - 1.0) - (a + 1.0) * cos) / a0;
+    biquad(clip, b, [a1, ((a + 1.0) - (a - 1.0) * cos - 2.0 * beta) / a0]);
+}
+
+/// One biquad section, coefficients divided by a0: y = b0 x + b1 x1 + b2 x2 - a1 y1 - a2 y2.
+fn biquad(clip: &mut [f32], [b0, b1, b2]: [f32; 3], [a1, a2]: [f32; 2]) {
     let (mut x1, mut x2, mut y1, mut y2) = (0.0, 0.0, 0.0, 0.0);
     for s in clip.iter_mut() {
-        let y = b0 * *s + mid * x1 + b2 * x2 - mid * y1 - a2 * y2;
+        let y = b0 * *s + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2;
         (x2, x1, y2, y1) = (x1, *s, y1, y);
         *s = y;
     }
@@ -225,6 +258,41 @@ mod tests {
         assert!((level(0.1, 6.0) - 6.0).abs() < 0.1, "{}", level(0.1, 6.0));
         assert!((level(0.1, -6.0) + 6.0).abs() < 0.1, "{}", level(0.1, -6.0));
         assert!(level(0.4, 6.0).abs() < 0.5, "{}", level(0.4, 6.0));
+    }
+
+    #[test]
+    fn high_shelf_cuts_the_highs_only() {
+        let level = |freq: f32| {
+            let mut c: Vec<f32> =
+                (0..8000).map(|i| (i as f32 * 2.0 * std::f32::consts::PI * freq).sin()).collect();
+            high_shelf(&mut c, 0.25, -20.0);
+            let rms = (c[4000..].iter().map(|s| s * s).sum::<f32>() / 4000.0).sqrt();
+            20.0 * (rms * 2f32.sqrt()).log10()
+        };
+        assert!(level(0.02).abs() < 0.5, "{}", level(0.02));
+        // Half the gain at the corner, the whole gain near Nyquist.
+        assert!((level(0.25) + 10.0).abs() < 0.5, "{}", level(0.25));
+        assert!((level(0.48) + 20.0).abs() < 1.0, "{}", level(0.48));
+    }
+
+    #[test]
+    fn a_treble_cut_quietens_the_highs_only_when_drawn() {
+        let tone = |freq: f32| -> Vec<f32> {
+            (0..8000).map(|i| (i as f32 * 2.0 * std::f32::consts::PI * freq).sin()).collect()
+        };
+        let power = |c: &[f32]| c[4000..].iter().map(|s| s * s).sum::<f32>();
+        // Every other transform off (p = 0), the treble cut always on.
+        let cfg = AugmentConfig { p: 0.0, treble_cut: 1.0, treble_cut_db: 30.0, ..Default::default() };
+        let mut rng = StdRng::seed_from_u64(9);
+        let (mut low, mut high) = (tone(0.02), tone(0.48));
+        augment(&mut low, &cfg, &mut rng);
+        augment(&mut high, &cfg, &mut rng);
+        assert!((power(&low) / power(&tone(0.02)) - 1.0).abs() < 0.1);
+        assert!(power(&high) < power(&tone(0.48)));
+        let off = AugmentConfig { p: 0.0, ..Default::default() };
+        let mut same = tone(0.48);
+        augment(&mut same, &off, &mut rng);
+        assert_eq!(same, tone(0.48));
     }
 
     #[test]

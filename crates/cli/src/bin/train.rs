@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// FSDD plus 1,980 synthetic digits in 102 voices (female, male, accented; made by `scripts/setup`
 /// with flite and espeak-ng), silence trimmed, three augmented copies (speed, shift, random
 /// equalisation, gain, noise, a random lead-in and end cut, SpecAugment masks), the wide network,
-/// AdamW with a cosine schedule, 15 epochs, keeping the mean of the last five epochs' weights.
+/// AdamW with a cosine schedule, 30 epochs, keeping the mean of the last five epochs' weights.
 /// `--recipe original` is the original project's recipe: one augmented copy of the training set
 /// (shift, gain, noise; each p = 0.5), Adam lr 1e-3, batch 64, 10 epochs, keeping the best
 /// validation epoch's weights.
@@ -70,7 +70,7 @@ struct Args {
     /// Seed for the split, initialisation, shuffling and augmentation.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Epochs [recipe: original 10, robust 15].
+    /// Epochs [recipe: original 10, robust 30].
     #[arg(long)]
     epochs: Option<usize>,
     /// Batch size [recipe: 64].
@@ -122,6 +122,10 @@ struct Args {
     /// off [recipe: original 0, robust 15].
     #[arg(long, value_name = "DB")]
     eq_db: Option<f32>,
+    /// Random treble cut: with this probability, a high shelf of down to -DB from a corner at
+    /// 1-3 kHz (a microphone that rolls off the highs), as P,DB; 0,0 is off [recipe: 0,0].
+    #[arg(long, value_name = "P,DB", value_parser = parse_treble_cut)]
+    treble_cut: Option<(f64, f32)>,
     /// Random lead-in: up to this fraction of the clip of silence before the trimmed word,
     /// with probability --aug-prob; 0 is off [recipe: original 0, robust 0.1].
     #[arg(long, value_name = "FRACTION")]
@@ -177,6 +181,17 @@ fn parse_range(s: &str) -> Result<(f32, f32), String> {
     if a.is_finite() && b.is_finite() && a <= b { Ok((a, b)) } else { Err("need finite MIN <= MAX".into()) }
 }
 
+fn parse_treble_cut(s: &str) -> Result<(f64, f32), String> {
+    let (p, db) = s.split_once(',').ok_or("expected P,DB")?;
+    let p: f64 = p.trim().parse().map_err(|e| format!("{p}: {e}"))?;
+    let db: f32 = db.trim().parse().map_err(|e| format!("{db}: {e}"))?;
+    if (0.0..=1.0).contains(&p) && (0.0..=40.0).contains(&db) {
+        Ok((p, db))
+    } else {
+        Err("need a probability P in [0, 1] and a cut DB of 0 to 40".into())
+    }
+}
+
 /// The recipe with every given flag applied.
 fn config(args: &Args) -> anyhow::Result<TrainConfig> {
     let mut c = TrainConfig::recipe(args.recipe);
@@ -220,6 +235,9 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
     }
     if !(0.0..=0.9).contains(&c.augment.end_cut) {
         bail!("--end-cut must be between 0 and 0.9");
+    }
+    if let Some((p, db)) = args.treble_cut {
+        (c.augment.treble_cut, c.augment.treble_cut_db) = (p, db);
     }
     if !(0.0..=40.0).contains(&c.augment.eq_db) {
         bail!("--eq-db must be between 0 and 40");
