@@ -36,6 +36,7 @@ pub struct AugmentConfig {
     /// 8 kHz) with a gain drawn from `-treble_cut_db..=0` dB. 0: off.
     #[serde(default)]
     pub treble_cut: f64,
+    /// The deepest treble cut, in dB (positive).
     #[serde(default)]
     pub treble_cut_db: f32,
     /// Random lead-in: up to this fraction of the clip of silence before the word, after the
