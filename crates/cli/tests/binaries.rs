@@ -275,6 +275,14 @@ fn an_unknown_choice_of_weights_is_a_usage_error() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("--treble-cut") && !err.contains("panicked"), "{err}");
     }
+    let out = run(TRAIN, &["--speed", "1.2,0.9"], &root());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("need finite MIN <= MAX"));
+    // Label smoothing is a share of the target, below 1; refused before any data is read.
+    let out = run(TRAIN, &["--label-smoothing", "1", "--data", "/nonexistent"], &root());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--label-smoothing must be in [0, 1)") && !err.contains("panicked"), "{err}");
 }
 
 #[test]

@@ -45,6 +45,9 @@ pub struct TrainConfig {
     /// Beta(alpha, alpha) (the larger share kept for the batch's own labels); 0 is off.
     #[serde(default)]
     pub mixup: f64,
+    /// Label smoothing: the share of each target spread evenly over all ten digits; 0 is off.
+    #[serde(default)]
+    pub label_smoothing: f64,
     /// Which weights the run keeps: the best validation epoch's, the last epoch's, or the mean
     /// of the last few epochs' weights.
     #[serde(default)]
@@ -225,6 +228,7 @@ impl Default for TrainConfig {
             weight_decay: 0.0,
             extra_data: vec![],
             mixup: 0.0,
+            label_smoothing: 0.0,
             keep: Keep::Best,
         }
     }

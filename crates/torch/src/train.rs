@@ -45,6 +45,24 @@ fn evaluate(model: &Classifier, set: &Featurised) -> Result<(f64, f64, Vec<u8>)>
     Ok((loss / set.len() as f64, correct as f64 / set.len() as f64, predicted))
 }
 
+/// The training loss of a batch: cross-entropy against `ys` (with mixup, blended with the
+/// partners' labels by `lambda`), and with label smoothing `e`, (1 - e) of it plus e times the
+/// mean negative log-probability of the ten digits (the target's share spread evenly).
+fn training_loss(logits: &Tensor, ys: &Tensor, mix: Option<(f64, &Tensor)>, e: f64) -> Result<Tensor> {
+    let loss = match mix {
+        None => logits.cross_entropy_for_logits(ys),
+        Some((lambda, partners)) => {
+            (logits.cross_entropy_for_logits(ys) * lambda)
+                + (logits.cross_entropy_for_logits(partners) * (1.0 - lambda))
+        }
+    };
+    if e <= 0.0 {
+        return Ok(loss);
+    }
+    let spread = logits.f_log_softmax(-1, Kind::Float).tch()?.f_mean(Kind::Float).tch()?;
+    Ok(loss * (1.0 - e) - spread * e)
+}
+
 /// A copy of a model's variables by name.
 type Snapshot = Vec<(String, Tensor)>;
 
@@ -161,14 +179,14 @@ pub fn train(
                 let xs = to_input(&batch.features, fc, device)?;
                 let ys = Tensor::f_from_slice(&batch.labels).tch()?.f_to_device(device).tch()?;
                 let logits = model.forward(&xs, true);
-                let loss = match &batch.mix {
-                    None => logits.cross_entropy_for_logits(&ys),
+                let mix = match &batch.mix {
                     Some((lambda, partners)) => {
-                        let other = Tensor::f_from_slice(partners).tch()?.f_to_device(device).tch()?;
-                        (logits.cross_entropy_for_logits(&ys) * *lambda)
-                            + (logits.cross_entropy_for_logits(&other) * (1.0 - *lambda))
+                        Some((*lambda, Tensor::f_from_slice(partners).tch()?.f_to_device(device).tch()?))
                     }
+                    None => None,
                 };
+                let loss =
+                    training_loss(&logits, &ys, mix.as_ref().map(|(l, t)| (*l, t)), cfg.label_smoothing)?;
                 opt.backward_step(&loss);
                 let n = batch.labels.len();
                 let hits = logits
@@ -361,6 +379,27 @@ pub fn compute_only(cfg: &TrainConfig, examples: usize, val_examples: usize, dev
 mod tests {
     use super::*;
     use spoken_digits::model::Arch;
+
+    #[test]
+    fn label_smoothing_spreads_a_share_of_the_target_over_the_ten_digits() {
+        // Two examples, logits 0 except 2 on digit 3 (the first's label) and on digit 5.
+        let mut raw = vec![0.0f32; 20];
+        (raw[3], raw[15]) = (2.0, 2.0);
+        let logits = Tensor::from_slice(&raw).view([2, 10]);
+        let ys = Tensor::from_slice(&[3i64, 4]);
+        let log_p = |hit: bool| (if hit { 2.0f64 } else { 0.0 }) - (2f64.exp() + 9.0).ln();
+        let ce = -(log_p(true) + log_p(false)) / 2.0;
+        // Each example's mean over the ten digits: (2 - 10 ln(e^2 + 9)) / 10.
+        let spread = -(2.0 - 10.0 * (2f64.exp() + 9.0).ln()) / 10.0;
+        let value = |e: f64| training_loss(&logits, &ys, None, e).unwrap().double_value(&[]);
+        assert!((value(0.0) - ce).abs() < 1e-6);
+        assert!((value(0.1) - (0.9 * ce + 0.1 * spread)).abs() < 1e-6, "{}", value(0.1));
+        // Mixup blends the two labels' losses before the smoothing.
+        let partners = Tensor::from_slice(&[5i64, 4]);
+        let mixed = training_loss(&logits, &ys, Some((0.75, &partners)), 0.0).unwrap().double_value(&[]);
+        let other = -(log_p(false) + log_p(false)) / 2.0;
+        assert!((mixed - (0.75 * ce + 0.25 * other)).abs() < 1e-6);
+    }
 
     #[test]
     fn averaging_weights_takes_the_mean_of_every_variable() {

@@ -13,8 +13,10 @@ use spoken_digits_cli::{
 };
 use spoken_digits_torch::{Device, cnn, train as fit};
 use std::collections::HashSet;
+use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -89,6 +91,10 @@ struct Args {
     /// Beta(ALPHA, ALPHA); 0 is off [recipe: 0].
     #[arg(long, value_name = "ALPHA")]
     mixup: Option<f64>,
+    /// Label smoothing: this share of each target spread evenly over the ten digits; 0 is off
+    /// [recipe: 0].
+    #[arg(long, value_name = "SHARE")]
+    label_smoothing: Option<f64>,
     /// Which weights to keep: best (the best validation epoch's), last, or average:N (the mean
     /// of the last N epochs' weights) [recipe: original best, robust average:5].
     #[arg(long, value_name = "CHOICE")]
@@ -174,17 +180,25 @@ struct Args {
     verbosity: Verbosity,
 }
 
+/// Two comma-separated numbers, as `expected` (e.g. "MIN,MAX") names them.
+fn parse_pair<A: FromStr, B: FromStr>(s: &str, expected: &str) -> Result<(A, B), String>
+where
+    A::Err: Display,
+    B::Err: Display,
+{
+    let (a, b) = s.split_once(',').ok_or(format!("expected {expected}"))?;
+    let parsed_a = a.trim().parse().map_err(|e| format!("{a}: {e}"))?;
+    let parsed_b = b.trim().parse().map_err(|e| format!("{b}: {e}"))?;
+    Ok((parsed_a, parsed_b))
+}
+
 fn parse_range(s: &str) -> Result<(f32, f32), String> {
-    let (a, b) = s.split_once(',').ok_or("expected MIN,MAX")?;
-    let a: f32 = a.trim().parse().map_err(|e| format!("{a}: {e}"))?;
-    let b: f32 = b.trim().parse().map_err(|e| format!("{b}: {e}"))?;
+    let (a, b): (f32, f32) = parse_pair(s, "MIN,MAX")?;
     if a.is_finite() && b.is_finite() && a <= b { Ok((a, b)) } else { Err("need finite MIN <= MAX".into()) }
 }
 
 fn parse_treble_cut(s: &str) -> Result<(f64, f32), String> {
-    let (p, db) = s.split_once(',').ok_or("expected P,DB")?;
-    let p: f64 = p.trim().parse().map_err(|e| format!("{p}: {e}"))?;
-    let db: f32 = db.trim().parse().map_err(|e| format!("{db}: {e}"))?;
+    let (p, db) = parse_pair(s, "P,DB")?;
     if (0.0..=1.0).contains(&p) && (0.0..=40.0).contains(&db) {
         Ok((p, db))
     } else {
@@ -204,7 +218,7 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
          c.augment.speed => args.speed, c.augment.vtlp => args.vtlp, c.augment.eq_db => args.eq_db, c.augment.lead_in => args.lead_in, c.augment.end_cut => args.end_cut, c.augment.time_masks => args.time_masks,
          c.augment.freq_masks => args.freq_masks, c.epochs => args.epochs,
          c.batch_size => args.batch_size, c.learning_rate => args.lr, c.schedule => args.schedule,
-         c.weight_decay => args.weight_decay, c.mixup => args.mixup, c.keep => args.keep,
+         c.weight_decay => args.weight_decay, c.mixup => args.mixup, c.label_smoothing => args.label_smoothing, c.keep => args.keep,
          c.val_fraction => args.val_fraction,
          c.augmented_copies => args.augmented_copies, c.arch => args.arch,
          c.features.normalize => args.normalize, c.features.n_mels => args.n_mels,
@@ -226,6 +240,9 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
     }
     if c.augment.speed.0 <= 0.0 || c.augment.vtlp.0 <= 0.0 {
         bail!("--speed and --vtlp factors must be positive");
+    }
+    if !(0.0..1.0).contains(&c.label_smoothing) {
+        bail!("--label-smoothing must be in [0, 1)");
     }
     if !(c.mixup >= 0.0 && c.mixup.is_finite()) {
         bail!("--mixup must be 0 (off) or a positive alpha");
