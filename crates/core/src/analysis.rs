@@ -49,6 +49,8 @@ pub struct Analysis {
     pub n_frames: usize,
     /// Whether each MFCC row is normalised per utterance (the front end's `normalize`).
     pub normalized: bool,
+    /// Whether the rows are log-mel bands in dB rather than MFCCs (the front end's `log_mel`).
+    pub log_mel: bool,
     /// Class probabilities, when a model has been run on `mfcc`.
     pub probabilities: Option<[f32; NUM_CLASSES]>,
 }
@@ -74,6 +76,7 @@ impl Analysis {
             n_mfcc: config.n_mfcc,
             n_frames: config.n_frames(),
             normalized: config.normalize,
+            log_mel: config.log_mel,
             probabilities: None,
         })
     }

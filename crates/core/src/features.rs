@@ -41,6 +41,11 @@ pub struct FeatureConfig {
     /// removes loudness, channel and much of the speaker's timbre.
     #[serde(default)]
     pub normalize: bool,
+    /// The model sees the log-mel spectrogram (`n_mels` rows, the dB values before the DCT,
+    /// relative to the clip's loudest bin) instead of the MFCCs; `n_mfcc` must then equal
+    /// `n_mels`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub log_mel: bool,
 }
 
 impl Default for FeatureConfig {
@@ -55,6 +60,7 @@ impl Default for FeatureConfig {
             top_db: 80.0,
             trim_db: None,
             normalize: false,
+            log_mel: false,
         }
     }
 }
@@ -90,6 +96,9 @@ impl FeatureConfig {
         }
         if self.n_mels == 0 || self.n_mfcc == 0 || self.n_mfcc > self.n_mels {
             return bad("need 0 < n_mfcc <= n_mels");
+        }
+        if self.log_mel && self.n_mfcc != self.n_mels {
+            return bad("log_mel needs n_mfcc equal to n_mels (one row per mel band)");
         }
         if self.top_db.is_nan() || self.top_db <= 0.0 {
             return bad("top_db must be positive");
@@ -358,15 +367,23 @@ impl Mfcc {
             *v = v.max(floor);
         }
 
-        // Orthonormal DCT-II over the mel axis.
+        // Orthonormal DCT-II over the mel axis (or the log-mel rows as they are).
         let n_mels = cfg.n_mels;
         for (c, row) in out.chunks_exact_mut(n_frames).enumerate() {
-            row.fill(0.0);
-            for m in 0..n_mels {
-                let w = self.dct[c * n_mels + m];
-                let mel = &self.mel_db[m * n_frames..(m + 1) * n_frames];
-                for (o, &v) in row.iter_mut().zip(mel) {
-                    *o += w * v;
+            if cfg.log_mel {
+                // Relative to the clip's loudest bin: a louder or quieter recording of the same
+                // word gives the same map (in MFCCs only c0 moves with the level).
+                for (o, &v) in row.iter_mut().zip(&self.mel_db[c * n_frames..(c + 1) * n_frames]) {
+                    *o = v - max_db;
+                }
+            } else {
+                row.fill(0.0);
+                for m in 0..n_mels {
+                    let w = self.dct[c * n_mels + m];
+                    let mel = &self.mel_db[m * n_frames..(m + 1) * n_frames];
+                    for (o, &v) in row.iter_mut().zip(mel) {
+                        *o += w * v;
+                    }
                 }
             }
             if cfg.normalize {
@@ -651,6 +668,45 @@ mod tests {
         let row = &a[63..126];
         let mean: f32 = row.iter().sum::<f32>() / 63.0;
         assert!(mean.abs() < 1e-4);
+    }
+
+    #[test]
+    fn log_mel_rows_are_what_the_dct_turns_into_mfccs() {
+        // With all 23 coefficients the DCT is orthonormal and square: the MFCCs of a clip are
+        // the DCT of its log-mel rows, column by column.
+        let full = FeatureConfig { n_mfcc: 23, trim_db: Some(40.0), ..FeatureConfig::default() };
+        let log_mel = FeatureConfig { log_mel: true, ..full.clone() };
+        let clip: Vec<f32> = (0..6000).map(|i| (i as f32 * 0.07).sin() * (i as f32 * 0.0011).cos()).collect();
+        let mfcc = Mfcc::new(&full).unwrap().compute(&clip);
+        let mel = Mfcc::new(&log_mel).unwrap().compute(&clip);
+        assert_eq!(mel.len(), 23 * 63);
+        // The rows are decibels below the clip's loudest bin, down to top_db under it.
+        let max = mel.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        assert_eq!(max, 0.0);
+        assert!(mel.iter().all(|&v| v >= -80.0 - 1e-3));
+        // So the DCT of the rows is the MFCCs, but for c0, which is lower by the same amount
+        // (the clip's loudest level times sqrt(23)) in every frame.
+        let dct = dct_ortho(23, 23);
+        let frames = full.n_frames();
+        let c0_offset = mfcc[0] - (0..23).map(|m| dct[m] * mel[m * frames]).sum::<f32>();
+        assert!(c0_offset.abs() > 1.0, "a clip at -20 dBFS or so has a level to remove: {c0_offset}");
+        for c in 0..23 {
+            let offset = if c == 0 { c0_offset } else { 0.0 };
+            for t in 0..frames {
+                let v: f32 = offset + (0..23).map(|m| dct[c * 23 + m] * mel[m * frames + t]).sum::<f32>();
+                assert!(
+                    (v - mfcc[c * frames + t]).abs() < 1e-2,
+                    "c{c} t{t}: {v} vs {}",
+                    mfcc[c * frames + t]
+                );
+            }
+        }
+        // Louder by 12 dB (x4), the same map.
+        let louder: Vec<f32> = clip.iter().map(|s| 4.0 * s).collect();
+        let mel_louder = Mfcc::new(&log_mel).unwrap().compute(&louder);
+        assert!(mel.iter().zip(&mel_louder).all(|(a, b)| (a - b).abs() < 1e-3));
+        let mismatched = FeatureConfig { log_mel: true, ..FeatureConfig::default() };
+        assert!(mismatched.validate().is_err(), "13 rows of 23 mel bands");
     }
 
     #[test]

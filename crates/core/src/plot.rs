@@ -303,7 +303,8 @@ pub fn speakers(path: &Path, report: &LosoReport) -> Result<()> {
 }
 
 /// `analyze`'s picture of one recording: waveform with the speech segment and the model's
-/// window, spectrogram, the MFCC map the model sees, and the predicted probabilities.
+/// window, spectrogram, the feature map the model sees (MFCC or log-mel), and the predicted
+/// probabilities.
 pub fn analysis(path: &Path, a: &Analysis) -> Result<()> {
     render(path, ANALYSIS_SIZE, |root| {
         let title = match a.probabilities {
@@ -319,7 +320,7 @@ pub fn analysis(path: &Path, a: &Analysis) -> Result<()> {
         let (mfcc, probs) = bottom.split_horizontally(730);
         waveform(&wave, a)?;
         spectrogram(&spec, a)?;
-        mfcc_map(&mfcc, a)?;
+        feature_map(&mfcc, a)?;
         probabilities(&probs, a.probabilities.as_ref())
     })
 }
@@ -453,17 +454,20 @@ fn spectrogram(area: &Area<'_>, a: &Analysis) -> DrawResult {
     colour_bar(&bar, lo, hi, "dB", magma)
 }
 
-fn mfcc_map(area: &Area<'_>, a: &Analysis) -> DrawResult {
+fn feature_map(area: &Area<'_>, a: &Analysis) -> DrawResult {
     let (rows, cols) = (a.n_mfcc.max(1), a.n_frames.max(1));
     let (area, bar) = area.split_horizontally(area.dim_in_pixel().0 - BAR_WIDTH);
     // Without per-utterance normalisation c0 (loudness) spans hundreds of dB and would wash out
-    // the rest, so each coefficient is then shaded over its own range.
-    let normalised = a.normalized;
-    let caption = if normalised {
-        format!("MFCC map the model sees ({rows} x {cols}, normalised)")
-    } else {
-        format!("MFCC map the model sees ({rows} x {cols}, each row scaled)")
+    // the rest, so each coefficient is then shaded over its own range. Log-mel bands share one
+    // scale (dB), normalised or not.
+    let (kind, row_name) = if a.log_mel { ("Log-mel", "mel band") } else { ("MFCC", "coefficient") };
+    let shared = a.normalized || a.log_mel;
+    let scale = match (a.normalized, a.log_mel) {
+        (true, _) => "normalised",
+        (false, true) => "dB",
+        (false, false) => "each row scaled",
     };
+    let caption = format!("{kind} map the model sees ({rows} x {cols}, {scale})");
     let mut chart = ChartBuilder::on(&area)
         .caption(caption, (FONT, 20))
         .margin(12)
@@ -474,7 +478,7 @@ fn mfcc_map(area: &Area<'_>, a: &Analysis) -> DrawResult {
         .configure_mesh()
         .disable_mesh()
         .x_desc("frame (16 ms apart)")
-        .y_desc("coefficient")
+        .y_desc(row_name)
         .x_labels(8)
         .y_labels(rows.min(7))
         .x_label_formatter(&|v| integer_label(*v))
@@ -484,7 +488,7 @@ fn mfcc_map(area: &Area<'_>, a: &Analysis) -> DrawResult {
         .draw()?;
     let (glo, ghi) = range(&a.mfcc);
     let cells = a.mfcc.chunks(cols).enumerate().flat_map(|(c, row)| {
-        let (lo, hi) = if normalised { (glo, ghi) } else { range(row) };
+        let (lo, hi) = if shared { (glo, ghi) } else { range(row) };
         row.iter().enumerate().map(move |(t, &v)| {
             let (x, y) = (t as f64, c as f64);
             Rectangle::new(
@@ -494,8 +498,8 @@ fn mfcc_map(area: &Area<'_>, a: &Analysis) -> DrawResult {
         })
     });
     chart.draw_series(cells)?;
-    if normalised {
-        colour_bar(&bar, glo, ghi, "z", viridis)
+    if shared {
+        colour_bar(&bar, glo, ghi, if a.normalized { "z" } else { "dB" }, viridis)
     } else {
         colour_bar(&bar, 0.0, 1.0, "within each row", viridis)
     }

@@ -194,7 +194,16 @@ impl TrainConfig {
                 arch: Arch::Wide,
                 // Trimming without per-utterance normalisation: on the hardest unseen speaker
                 // (george) normalising cost 7 points (69% vs 76%), trimming gained 6.
-                features: FeatureConfig { trim_db: Some(40.0), ..FeatureConfig::default() },
+                // The log-mel spectrogram (23 bands) rather than 13 MFCCs: the convolutions
+                // then slide along frequency as well as time, and a voice whose formants sit a
+                // little higher or lower still matches. Leave-one-speaker-out, seed 42: jackson
+                // 91.8% -> 95.4%, nicolas 93.0% -> 95.4% (see the model card).
+                features: FeatureConfig {
+                    trim_db: Some(40.0),
+                    n_mfcc: 23,
+                    log_mel: true,
+                    ..FeatureConfig::default()
+                },
                 schedule: Schedule::Cosine,
                 weight_decay: 1e-3,
                 // The mean of the last five epochs' weights, not the best validation epoch's:

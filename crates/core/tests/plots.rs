@@ -92,7 +92,11 @@ fn analysis_picture_has_the_right_size_with_and_without_a_model() {
     }
     x.extend(vec![0.0f32; 2400]);
     let dir = out_dir("analysis");
-    for (name, config) in [("plain", FeatureConfig::default()), ("robust", FeatureConfig::robust())] {
+    let log_mel =
+        FeatureConfig { n_mfcc: 23, log_mel: true, trim_db: Some(40.0), ..FeatureConfig::default() };
+    for (name, config) in
+        [("plain", FeatureConfig::default()), ("robust", FeatureConfig::robust()), ("log-mel", log_mel)]
+    {
         let mut a = Analysis::new(format!("glide ({name} front end)"), x.clone(), &config).unwrap();
         let path = dir.join(format!("glide-{name}.analysis.png"));
         plot::analysis(&path, &a).unwrap();

@@ -1,5 +1,5 @@
 //! `analyze`: one picture per wav file of what the model hears: the waveform with the detected
-//! speech segment, the spectrogram, the MFCC map the model is given, and its probabilities.
+//! speech segment, the spectrogram, the feature map the model is given, and its probabilities.
 
 use anyhow::Context;
 use clap::Parser;
@@ -15,8 +15,8 @@ use std::process::ExitCode;
 ///
 /// For each file, writes `<name>.analysis.png` into OUT_DIR: the waveform with the detected
 /// speech segment (what the front end keeps when the model trims silence) and the 1 s window the
-/// model sees, the spectrogram, the 13 x 63 MFCC map given to the model, and the probability of
-/// each digit. Prints one line per file. A file that cannot be used is reported and the others
+/// model sees, the spectrogram, the feature map given to the model (the shipped model's: 23 x 63
+/// log-mel bands; the original's: 13 x 63 MFCCs), and the probability of each digit. Prints one line per file. A file that cannot be used is reported and the others
 /// are still drawn; the exit status is then 1.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]

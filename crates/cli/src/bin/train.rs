@@ -24,9 +24,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 ///
 /// `--recipe robust` (default) is the shipped model's recipe, built for voices it never heard:
 /// FSDD plus 1,980 synthetic digits in 102 voices (female, male, accented; made by `scripts/setup`
-/// with flite and espeak-ng), silence trimmed, three augmented copies (speed, shift, random
-/// equalisation, gain, noise, a random lead-in and end cut, SpecAugment masks), the wide network,
-/// AdamW with a cosine schedule, 30 epochs, keeping the mean of the last five epochs' weights.
+/// with flite and espeak-ng), silence trimmed, the log-mel spectrogram, three augmented copies
+/// (speed, shift, random equalisation, gain, noise, a random lead-in and end cut, SpecAugment
+/// masks), the wide network, AdamW with a cosine schedule, 30 epochs, keeping the mean of the
+/// last five epochs' weights.
 /// `--recipe original` is the original project's recipe: one augmented copy of the training set
 /// (shift, gain, noise; each p = 0.5), Adam lr 1e-3, batch 64, 10 epochs, keeping the best
 /// validation epoch's weights.
@@ -160,9 +161,14 @@ struct Args {
     /// Mel bands of the front end [recipe: 23].
     #[arg(long)]
     n_mels: Option<usize>,
-    /// MFCC coefficients kept, at most --n-mels [recipe: 13].
+    /// MFCC coefficients kept, at most --n-mels; with --log-mel the rows, --n-mels [recipe:
+    /// original 13, robust 23].
     #[arg(long)]
     n_mfcc: Option<usize>,
+    /// The network sees the log-mel spectrogram (--n-mels rows of decibels, the MFCCs before
+    /// their DCT) instead of the MFCCs [recipe: original false, robust true].
+    #[arg(long)]
+    log_mel: Option<bool>,
     /// cpu, cuda, cuda:N or auto (CUDA when this libtorch has it).
     #[arg(long, default_value = "auto")]
     device: String,
@@ -222,7 +228,10 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
          c.val_fraction => args.val_fraction,
          c.augmented_copies => args.augmented_copies, c.arch => args.arch,
          c.features.normalize => args.normalize, c.features.n_mels => args.n_mels,
-         c.features.n_mfcc => args.n_mfcc);
+         c.features.n_mfcc => args.n_mfcc, c.features.log_mel => args.log_mel);
+    if c.features.log_mel && args.n_mfcc.is_none() {
+        c.features.n_mfcc = c.features.n_mels;
+    }
     if c.augment.time_masks > 0 && c.augment.time_mask_width == 0 {
         c.augment.time_mask_width = 6;
     }
