@@ -336,6 +336,54 @@ fn loso_scores_every_speaker_and_writes_the_metrics_where_asked() {
 }
 
 #[test]
+fn log_mel_flag_chooses_the_feature_map_and_its_rows() {
+    // --log-mel false on the robust recipe gives the original's 13 MFCCs, --log-mel true on the
+    // original recipe one row per mel band; the config beside the weights records which, and
+    // predict-file reads each with its own front end.
+    let dir = temp_dir("front-end");
+    for (recipe, log_mel, rows) in [("robust", false, 13), ("original", true, 23)] {
+        let m = dir.join(format!("{recipe}.safetensors"));
+        let out = run(
+            TRAIN,
+            &[
+                "--quiet",
+                "--recipe",
+                recipe,
+                "--log-mel",
+                &log_mel.to_string(),
+                "--no-synthetic",
+                "--epochs",
+                "1",
+                "--augmented-copies",
+                "0",
+                "--split",
+                "speaker:theo",
+                "--device",
+                "cpu",
+                "--out",
+                m.to_str().unwrap(),
+            ],
+            &root(),
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(m.with_extension("json")).unwrap()).unwrap();
+        let features = &config["features"];
+        assert_eq!(features["n_mfcc"], rows, "{config}");
+        assert_eq!(features["log_mel"].as_bool().unwrap_or(false), log_mel, "{config}");
+        let out = run(PREDICT, &["--model", m.to_str().unwrap(), "--format", "json"], &root());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(stdout(&out).lines().filter(|l| l.contains("\"digit\"")).count(), 10);
+    }
+    // A log-mel map has one row per band: refused before any data is read.
+    let out = run(TRAIN, &["--log-mel", "true", "--n-mfcc", "13", "--data", "/nonexistent"], &root());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("log_mel needs n_mfcc equal to n_mels") && !err.contains("panicked"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn training_is_reproducible_with_a_seed_and_refuses_bad_splits() {
     let dir = temp_dir("seed");
     let go = |name: &str| {

@@ -16,8 +16,9 @@ use std::process::ExitCode;
 /// For each file, writes `<name>.analysis.png` into OUT_DIR: the waveform with the detected
 /// speech segment (what the front end keeps when the model trims silence) and the 1 s window the
 /// model sees, the spectrogram, the feature map given to the model (the shipped model's: 23 x 63
-/// log-mel bands; the original's: 13 x 63 MFCCs), and the probability of each digit. Prints one line per file. A file that cannot be used is reported and the others
-/// are still drawn; the exit status is then 1.
+/// log-mel bands; the original's: 13 x 63 MFCCs), and the probability of each digit. Prints one
+/// line per file. A file that cannot be used is reported and the others are still drawn; the
+/// exit status is then 1.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {

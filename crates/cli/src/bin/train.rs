@@ -3,6 +3,7 @@
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use spoken_digits::FeatureConfig;
 use spoken_digits::dataset::{self, Recording};
 use spoken_digits::model::{self, Arch};
 use spoken_digits::plot;
@@ -229,8 +230,11 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
          c.augmented_copies => args.augmented_copies, c.arch => args.arch,
          c.features.normalize => args.normalize, c.features.n_mels => args.n_mels,
          c.features.n_mfcc => args.n_mfcc, c.features.log_mel => args.log_mel);
-    if c.features.log_mel && args.n_mfcc.is_none() {
-        c.features.n_mfcc = c.features.n_mels;
+    // Unless given, the rows follow the front end: every mel band of a log-mel map, else the
+    // original's 13 MFCCs.
+    if args.n_mfcc.is_none() {
+        c.features.n_mfcc =
+            if c.features.log_mel { c.features.n_mels } else { FeatureConfig::default().n_mfcc };
     }
     if c.augment.time_masks > 0 && c.augment.time_mask_width == 0 {
         c.augment.time_mask_width = 6;
