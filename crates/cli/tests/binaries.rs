@@ -335,6 +335,14 @@ fn loso_scores_every_speaker_and_writes_the_metrics_where_asked() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// One quick epoch with theo held out, on the CPU, written to `out`; `extra` adds flags.
+fn train_one_epoch_on_theo(out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["--quiet", "--epochs", "1", "--split", "speaker:theo", "--device", "cpu"];
+    args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    run(TRAIN, &args, &root())
+}
+
 #[test]
 fn log_mel_flag_chooses_the_feature_map_and_its_rows() {
     // --log-mel false on the robust recipe gives the original's 13 MFCCs, --log-mel true on the
@@ -343,28 +351,10 @@ fn log_mel_flag_chooses_the_feature_map_and_its_rows() {
     let dir = temp_dir("front-end");
     for (recipe, log_mel, rows) in [("robust", false, 13), ("original", true, 23)] {
         let m = dir.join(format!("{recipe}.safetensors"));
-        let out = run(
-            TRAIN,
-            &[
-                "--quiet",
-                "--recipe",
-                recipe,
-                "--log-mel",
-                &log_mel.to_string(),
-                "--no-synthetic",
-                "--epochs",
-                "1",
-                "--augmented-copies",
-                "0",
-                "--split",
-                "speaker:theo",
-                "--device",
-                "cpu",
-                "--out",
-                m.to_str().unwrap(),
-            ],
-            &root(),
-        );
+        let log_mel_flag = log_mel.to_string();
+        let extra =
+            ["--recipe", recipe, "--log-mel", &log_mel_flag, "--no-synthetic", "--augmented-copies", "0"];
+        let out = train_one_epoch_on_theo(&m, &extra);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let config: serde_json::Value =
             serde_json::from_slice(&std::fs::read(m.with_extension("json")).unwrap()).unwrap();
@@ -388,21 +378,7 @@ fn training_is_reproducible_with_a_seed_and_refuses_bad_splits() {
     let dir = temp_dir("seed");
     let go = |name: &str| {
         let m = dir.join(name);
-        let out = run(
-            TRAIN,
-            &[
-                "--quiet",
-                "--epochs",
-                "1",
-                "--split",
-                "speaker:theo",
-                "--device",
-                "cpu",
-                "--out",
-                m.to_str().unwrap(),
-            ],
-            &root(),
-        );
+        let out = train_one_epoch_on_theo(&m, &[]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         std::fs::read(&m).unwrap()
     };
