@@ -18,6 +18,7 @@ const CANDIDATES: &[&str] = &[
 ];
 
 fn main() -> Result<(), String> {
+    build_support::test_gates();
     println!("cargo:rerun-if-env-changed=SPOKEN_DIGITS_FONT");
     let font = match std::env::var_os("SPOKEN_DIGITS_FONT") {
         Some(p) => PathBuf::from(p),

@@ -1,3 +1,4 @@
 fn main() {
-    torch_rpath::emit();
+    build_support::torch_rpath();
+    build_support::test_gates();
 }

@@ -56,6 +56,10 @@ fn official_test_dir() -> PathBuf {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_reference_weights),
+    ignore = "needs the original weights: ../shared/reference or SPOKEN_DIGITS_REFERENCE"
+)]
 fn original_weights_score_299_of_300_on_the_official_test_split() {
     let dir = official_test_dir();
     let out =
@@ -208,16 +212,34 @@ fn usage_errors_exit_2_and_model_errors_are_clear() {
 }
 
 #[test]
-fn default_recipe_trains_above_98_percent_and_writes_everything() {
+#[ignore = "full suite (scripts/test --full): trains the default recipe, about ten minutes"]
+fn default_recipe_trains_as_well_as_the_shipped_model_and_writes_everything() {
     let dir = temp_dir("train");
     let model = dir.join("m.safetensors");
     let out = run(TRAIN, &["--quiet", "--out", model.to_str().unwrap()], &root());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let metrics: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("m.metrics.json")).unwrap()).unwrap();
+    let read_json = |path: &Path| -> serde_json::Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+        )
+        .unwrap()
+    };
+    let metrics = read_json(&dir.join("m.metrics.json"));
+    let shipped = read_json(&root().join("models/digits.metrics.json"));
+    // The same recipe on another CPU gives other bytes (libtorch's kernels add in another order
+    // there), so the retrained model is held to the shipped one's figures instead: the official
+    // split within half a point, and the hold-out folder all right (below).
     let acc = metrics["test"]["accuracy"].as_f64().unwrap();
-    assert!(acc >= 0.98, "official-split accuracy {acc}");
+    let shipped_acc = shipped["test"]["accuracy"].as_f64().unwrap();
+    assert!(acc >= shipped_acc - 0.005, "official-split accuracy {acc}, the shipped model's {shipped_acc}");
     assert_eq!(metrics["test_size"].as_u64(), Some(300));
+    // The same recipe as the shipped model's (but for where the synthetic voices lie).
+    let recipe = |m: &serde_json::Value| {
+        let mut config = m["config"].clone();
+        config.as_object_mut().unwrap().remove("extra_data");
+        config
+    };
+    assert_eq!(recipe(&metrics), recipe(&shipped), "the default recipe is no longer the shipped model's");
     assert_eq!(metrics["config"]["arch"], "wide");
     // The mean of the last five epochs' weights is kept.
     assert_eq!(metrics["config"]["keep"], serde_json::json!({ "average": 5 }));
@@ -227,12 +249,10 @@ fn default_recipe_trains_above_98_percent_and_writes_everything() {
     assert_eq!(extra.len(), 1, "{extra:?}");
     assert!(extra[0]["dir"].as_str().unwrap().ends_with("free-spoken-digit-dataset/synthetic"), "{extra:?}");
     assert_eq!(extra[0]["recordings"].as_u64(), Some(1980));
-    // The README's training command rebuilds the shipped model byte for byte.
-    let shipped = std::fs::read(root().join("models/digits.safetensors")).unwrap();
-    assert!(
-        std::fs::read(&model).unwrap() == shipped,
-        "the default recipe no longer gives the shipped model (the synthetic voices come from flite 2.2 and espeak-ng 1.51; other versions make other files)"
-    );
+    // The metrics say what trained it, so that two files' bytes can be told apart.
+    let machine = &metrics["machine"];
+    assert!(machine["libtorch"].as_str().unwrap().starts_with("2.13"), "{machine}");
+    assert!(machine["cpu_features"].is_array() && machine["torch_threads"].as_u64() >= Some(1), "{machine}");
     assert_eq!(metrics["history"].as_array().unwrap().len(), 30);
     assert_eq!(metrics["test"]["confusion"].as_array().unwrap().len(), 10);
     assert!(dir.join("m.json").is_file());
@@ -240,10 +260,18 @@ fn default_recipe_trains_above_98_percent_and_writes_everything() {
     assert_eq!(png_size(&dir.join("m.curves.png")), spoken_digits::plot::CURVES_SIZE);
     // Only the five files: no temp file left behind.
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 5);
-    // The new model predicts through the other binary.
-    let pred = run(PREDICT, &["--model", model.to_str().unwrap(), "--quiet"], &root());
-    assert!(pred.status.success());
-    assert_eq!(stdout(&pred).lines().count(), 10);
+    // The new model reads the whole hold-out folder right, as the shipped one does.
+    let pred = run(PREDICT, &["--model", model.to_str().unwrap(), "--quiet", "--format", "json"], &root());
+    assert!(pred.status.success(), "{}", String::from_utf8_lossy(&pred.stderr));
+    let rows: Vec<serde_json::Value> =
+        stdout(&pred).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 10);
+    for row in &rows {
+        let file = row["file"].as_str().unwrap();
+        let name = Path::new(file).file_name().unwrap().to_str().unwrap();
+        let label = spoken_digits::dataset::parse_name(name).unwrap().0;
+        assert_eq!(row["digit"].as_u64(), Some(u64::from(label)), "{row}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -4,9 +4,10 @@
 //! The microphone tests need PulseAudio and the `virtual-mic` script of ../shared/AUDIO.md.
 //! They run when `SPOKEN_DIGITS_VIRTUAL_MIC` names that script (`.ci/run` sets it); each test
 //! starts its own private instance (its own server and socket), so tests run in parallel
-//! without hearing each other. Without the variable they print a loud SKIPPED notice and pass,
-//! so `cargo test` works on a machine without PulseAudio; set
-//! `SPOKEN_DIGITS_VIRTUAL_MIC=../shared/audio/virtual-mic` to run them.
+//! without hearing each other. Without the variable (looked up when the tests are built, see
+//! crates/build-support) `cargo test` lists them as ignored, saying why, and counts them; set
+//! `SPOKEN_DIGITS_VIRTUAL_MIC=/path/to/shared/audio/virtual-mic` to run them. Tests that use the
+//! original project's weights are likewise ignored where `../shared/reference` is missing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
@@ -113,6 +114,10 @@ fn listen_reads_a_wav_through_the_streaming_pipeline() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_reference_weights),
+    ignore = "needs the original weights: ../shared/reference or SPOKEN_DIGITS_REFERENCE"
+)]
 fn listen_reads_raw_pcm_from_stdin_at_another_rate() {
     // 16 kHz s16le through stdin: the resampler path, the earshot VAD and the text format. The
     // original project's weights pin the model, so that exact digits test the pipeline, not a
@@ -166,16 +171,15 @@ struct VirtualMic {
 }
 
 impl VirtualMic {
-    /// Starts one, or returns None (after saying so loudly) when the tests are not enabled.
-    fn start(name: &str) -> Option<VirtualMic> {
-        let Some(script) = std::env::var_os("SPOKEN_DIGITS_VIRTUAL_MIC") else {
-            eprintln!(
-                "\n*** SKIPPED {name}: no virtual microphone. Set SPOKEN_DIGITS_VIRTUAL_MIC to the \
-                 virtual-mic script (../shared/audio/virtual-mic; needs pulseaudio, see .ci/run) to run \
-                 the live microphone tests. ***\n"
-            );
-            return None;
-        };
+    /// Starts one. The tests that call it are ignored unless `SPOKEN_DIGITS_VIRTUAL_MIC` was set
+    /// when they were built; run without it all the same, they fail here saying so.
+    fn start(name: &str) -> VirtualMic {
+        let script = std::env::var_os("SPOKEN_DIGITS_VIRTUAL_MIC").unwrap_or_else(|| {
+            panic!(
+                "{name}: no virtual microphone. Set SPOKEN_DIGITS_VIRTUAL_MIC to the virtual-mic script \
+                 (../shared/audio/virtual-mic; needs pulseaudio, see .ci/run) to run the live microphone tests"
+            )
+        });
         let script = std::fs::canonicalize(&script)
             .unwrap_or_else(|e| panic!("SPOKEN_DIGITS_VIRTUAL_MIC={}: {e}", Path::new(&script).display()));
         let dir = temp_dir(&format!("vmic-{name}"));
@@ -197,7 +201,7 @@ impl VirtualMic {
             env.iter().any(|(k, _)| k == "PULSE_SERVER"),
             "unexpected output of virtual-mic start: {line}"
         );
-        Some(VirtualMic { script, dir, env })
+        VirtualMic { script, dir, env }
     }
 
     fn command(&self, bin: &str) -> Command {
@@ -317,8 +321,12 @@ impl Running {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_virtual_mic, has_reference_weights)),
+    ignore = "needs a virtual microphone (SPOKEN_DIGITS_VIRTUAL_MIC, see .ci/run) and the original weights (../shared/reference)"
+)]
 fn listen_hears_ten_digits_played_into_the_microphone() {
-    let Some(mic) = VirtualMic::start("listen") else { return };
+    let mic = VirtualMic::start("listen");
     let dir = temp_dir("listen-mic");
     let wav = sequence_wav(&dir, 8000);
     // Two listeners on the same microphone: one with the configuration `listen` picks (the
@@ -360,8 +368,12 @@ fn listen_hears_ten_digits_played_into_the_microphone() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_virtual_mic),
+    ignore = "needs a virtual microphone: set SPOKEN_DIGITS_VIRTUAL_MIC (see .ci/run)"
+)]
 fn check_mic_finds_the_virtual_input_and_hears_a_tone() {
-    let Some(mic) = VirtualMic::start("check") else { return };
+    let mic = VirtualMic::start("check");
     let out = mic.command(CHECK_MIC).arg("--no-record").output().unwrap();
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
@@ -396,9 +408,13 @@ fn check_mic_finds_the_virtual_input_and_hears_a_tone() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_virtual_mic),
+    ignore = "needs a virtual microphone: set SPOKEN_DIGITS_VIRTUAL_MIC (see .ci/run)"
+)]
 fn without_an_audio_server_both_fail_clearly() {
     // Needs the same setup as the other microphone tests: ALSA's default routed to PulseAudio.
-    let Some(_mic) = VirtualMic::start("noserver") else { return };
+    let _mic = VirtualMic::start("noserver");
     let dir = temp_dir("noserver");
     let nowhere =
         [("PULSE_SERVER", "unix:/nonexistent/pulse/native"), ("XDG_RUNTIME_DIR", dir.to_str().unwrap())];
@@ -415,8 +431,12 @@ fn without_an_audio_server_both_fail_clearly() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_virtual_mic),
+    ignore = "needs a virtual microphone: set SPOKEN_DIGITS_VIRTUAL_MIC (see .ci/run)"
+)]
 fn listen_exits_with_an_error_when_the_microphone_goes_away() {
-    let Some(mic) = VirtualMic::start("lost") else { return };
+    let mic = VirtualMic::start("lost");
     let mut run = Running::spawn(mic.command(LISTEN));
     run.wait_for("listening on", Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(500));
@@ -428,8 +448,12 @@ fn listen_exits_with_an_error_when_the_microphone_goes_away() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_virtual_mic, has_reference_weights)),
+    ignore = "needs a virtual microphone (SPOKEN_DIGITS_VIRTUAL_MIC, see .ci/run) and the original weights (../shared/reference)"
+)]
 fn listen_reconnect_waits_for_the_microphone_to_come_back() {
-    let Some(mic) = VirtualMic::start("reconnect") else { return };
+    let mic = VirtualMic::start("reconnect");
     let dir = temp_dir("reconnect");
     let wav = sequence_wav(&dir, 8000);
     let mut run = Running::spawn({
@@ -518,6 +542,10 @@ fn enroll(dir: &Path, input: &Path, takes: u32) -> Output {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_reference_weights),
+    ignore = "needs the original weights: ../shared/reference or SPOKEN_DIGITS_REFERENCE"
+)]
 fn enroll_saves_every_take_fsdd_named_and_a_second_run_adds_more() {
     let dir = temp_dir("enroll");
     let takes = dir.join("my voice");
@@ -589,6 +617,10 @@ fn enroll_saves_every_take_fsdd_named_and_a_second_run_adds_more() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_reference_weights),
+    ignore = "needs the original weights: ../shared/reference or SPOKEN_DIGITS_REFERENCE"
+)]
 fn enroll_keeps_the_takes_saved_when_the_input_ends_early() {
     let dir = temp_dir("enroll-short");
     let takes = dir.join("takes");
@@ -605,6 +637,10 @@ fn enroll_keeps_the_takes_saved_when_the_input_ends_early() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_reference_weights),
+    ignore = "needs the original weights: ../shared/reference or SPOKEN_DIGITS_REFERENCE"
+)]
 fn enroll_ctrl_c_keeps_the_takes_and_exits_130() {
     let dir = temp_dir("enroll-stop");
     let takes = dir.join("takes");
@@ -633,8 +669,12 @@ fn enroll_ctrl_c_keeps_the_takes_and_exits_130() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_virtual_mic),
+    ignore = "needs a virtual microphone: set SPOKEN_DIGITS_VIRTUAL_MIC (see .ci/run)"
+)]
 fn enroll_from_the_microphone_keeps_the_takes_when_it_goes_away() {
-    let Some(mic) = VirtualMic::start("enroll") else { return };
+    let mic = VirtualMic::start("enroll");
     let dir = temp_dir("enroll-mic");
     let takes = dir.join("takes");
     let input = takes_wav(&dir, "five.wav", &(0..5).map(holdout).collect::<Vec<_>>());

@@ -273,6 +273,64 @@ pub struct TrainReport {
     /// True when the run was stopped early (Ctrl-C): the weights are the best seen so far.
     pub interrupted: bool,
     pub seconds: f64,
+    /// What trained it: libtorch's CPU kernels choose code paths by CPU (oneDNN's AVX-512 and
+    /// AMX kernels add in another order than AVX2's), so the same seed gives the same bytes on
+    /// one machine, not across machines. Absent in metrics written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<Machine>,
+}
+
+/// The machine and libraries a model was trained with, as far as they decide its bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    /// The CPU's model name (`/proc/cpuinfo`), empty where unknown.
+    pub cpu: String,
+    /// The CPU's vector extensions that libtorch's kernels choose between (avx2, avx512f,
+    /// amx_tile, ...).
+    pub cpu_features: Vec<String>,
+    /// The libtorch version the trainer was built against.
+    pub libtorch: String,
+    /// libtorch's intra-op threads and the device trained on.
+    pub torch_threads: usize,
+    pub device: String,
+}
+
+/// The CPU flags (as `/proc/cpuinfo` names them) that change which kernels libtorch runs.
+const KERNEL_FLAGS: &[&str] = &[
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+];
+
+impl Machine {
+    /// This machine's CPU, with the given libtorch version, threads and device.
+    pub fn this(libtorch: &str, torch_threads: usize, device: &str) -> Self {
+        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.split_once(':').filter(|(k, _)| k.trim() == name).map(|(_, v)| v.trim()))
+                .unwrap_or_default()
+        };
+        let flags: Vec<&str> = field("flags").split_whitespace().collect();
+        Machine {
+            cpu: field("model name").to_string(),
+            cpu_features: KERNEL_FLAGS.iter().filter(|f| flags.contains(f)).map(|f| f.to_string()).collect(),
+            libtorch: libtorch.to_string(),
+            torch_threads,
+            device: device.to_string(),
+        }
+    }
 }
 
 impl TrainReport {
@@ -491,6 +549,9 @@ pub struct LosoReport {
     pub pooled: Scores,
     pub interrupted: bool,
     pub seconds: f64,
+    /// What trained the folds (see [`TrainReport::machine`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<Machine>,
 }
 
 #[cfg(test)]

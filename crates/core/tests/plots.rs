@@ -70,6 +70,7 @@ fn loso_report_gives_a_speaker_chart_and_pooled_confusion() {
         pooled: Scores::from_pairs(pairs),
         interrupted: false,
         seconds: 4.0,
+        machine: None,
     };
     let dir = out_dir("loso");
     let written = plot::loso_plots(&report, &dir.join("loso-original.metrics.json")).unwrap();

@@ -264,8 +264,19 @@ pub fn train(
         test: scores,
         interrupted,
         seconds: started.elapsed().as_secs_f64(),
+        machine: Some(machine(device)),
     };
     Ok((model, report))
+}
+
+/// This machine's CPU, the libtorch the trainer was built with, its threads and `device`.
+pub fn machine(device: Device) -> spoken_digits::train::Machine {
+    let threads = usize::try_from(tch::get_num_threads()).unwrap_or(0);
+    spoken_digits::train::Machine::this(
+        env!("SPOKEN_DIGITS_LIBTORCH_VERSION"),
+        threads,
+        &format!("{device:?}"),
+    )
 }
 
 /// Saves the model (weights + config) and the report beside it, each atomically.
@@ -335,6 +346,7 @@ pub fn loso(
         pooled: Scores::from_pairs(pairs),
         interrupted,
         seconds: started.elapsed().as_secs_f64(),
+        machine: Some(machine(device)),
     })
 }
 

@@ -22,6 +22,10 @@ pub fn reference_weights() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("../shared/reference"));
     let path = dir.join("seed_cnn.safetensors");
-    assert!(path.is_file(), "{} not found; set SPOKEN_DIGITS_REFERENCE", path.display());
+    assert!(
+        path.is_file(),
+        "{} not found; set SPOKEN_DIGITS_REFERENCE to the folder holding it",
+        path.display()
+    );
     path
 }
