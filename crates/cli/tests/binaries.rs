@@ -256,8 +256,8 @@ fn default_recipe_trains_as_well_as_the_shipped_model_and_writes_everything() {
     assert_eq!(metrics["history"].as_array().unwrap().len(), 30);
     assert_eq!(metrics["test"]["confusion"].as_array().unwrap().len(), 10);
     assert!(dir.join("m.json").is_file());
-    assert_eq!(png_size(&dir.join("m.confusion.png")), spoken_digits::plot::CONFUSION_SIZE);
-    assert_eq!(png_size(&dir.join("m.curves.png")), spoken_digits::plot::CURVES_SIZE);
+    assert_eq!(png_size(&dir.join("m.confusion.png")), spoken_digits_report::CONFUSION_SIZE);
+    assert_eq!(png_size(&dir.join("m.curves.png")), spoken_digits_report::CURVES_SIZE);
     // Only the five files: no temp file left behind.
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 5);
     // The new model reads the whole hold-out folder right, as the shipped one does.
@@ -503,7 +503,7 @@ fn analyze_draws_one_picture_per_file_and_reports_bad_ones() {
     );
     assert!(lines[1].contains("junk.wav") && lines[1].contains("error:"), "{text}");
     assert!(!text.contains('\x1b'), "colour codes in piped output: {text:?}");
-    assert_eq!(png_size(&out_dir.join("7_jackson_3.analysis.png")), spoken_digits::plot::ANALYSIS_SIZE);
+    assert_eq!(png_size(&out_dir.join("7_jackson_3.analysis.png")), spoken_digits_report::ANALYSIS_SIZE);
     assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,6 +1,6 @@
 //! What the model hears in one recording: the waveform, its spectrogram, the speech segment, the
 //! MFCC map the model is given, and (once a model has looked) its probabilities. The numbers
-//! behind `analyze`'s picture ([`crate::plot::analysis`]); the MFCC map comes from the same
+//! behind `analyze`'s picture (`spoken_digits_report::analysis`); the MFCC map comes from the same
 //! [`Mfcc`] front end as training and prediction.
 
 use crate::features::speech_segment;

@@ -15,7 +15,6 @@ pub mod error;
 pub mod features;
 pub mod metrics;
 pub mod model;
-pub mod plot;
 pub mod predict;
 pub mod recogniser;
 pub mod resample;

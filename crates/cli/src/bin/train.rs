@@ -6,12 +6,12 @@ use clap::Parser;
 use spoken_digits::FeatureConfig;
 use spoken_digits::dataset::{self, Recording};
 use spoken_digits::model::{self, Arch};
-use spoken_digits::plot;
 use spoken_digits::train::{self, Keep, Recipe, Schedule, TrainConfig};
 use spoken_digits_cli::{
     DEFAULT_HOLDOUT, DEFAULT_MODEL, DEFAULT_RECORDINGS, DEFAULT_SYNTHETIC, EpochBars, Verbosity,
     default_path, default_threads, paint, run, warn,
 };
+use spoken_digits_report as plot;
 use spoken_digits_torch::{Device, cnn, train as fit};
 use std::collections::HashSet;
 use std::fmt::Display;

@@ -5,9 +5,9 @@
 
 use spoken_digits::analysis::Analysis;
 use spoken_digits::metrics::Scores;
-use spoken_digits::plot;
 use spoken_digits::train::{FoldResult, LosoReport, Recipe, TrainConfig, TrainReport};
 use spoken_digits::{FeatureConfig, NUM_CLASSES};
+use spoken_digits_report as plot;
 use std::path::{Path, PathBuf};
 
 fn out_dir(name: &str) -> PathBuf {

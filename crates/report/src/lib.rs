@@ -5,14 +5,18 @@
 //! Drawn with plotters into an RGB buffer and encoded as PNG, each file written atomically. Text
 //! uses the DejaVu Sans font compiled into the library (see `build.rs`), so plots render the
 //! same on a headless machine without fontconfig, and from an installed binary.
+//!
+//! A crate of its own so that the library, `predict-file` and `listen` need neither plotters nor
+//! a font: built on a machine without one, this crate still builds, and drawing returns an error
+//! that says how to get the font.
 
-use crate::analysis::Analysis;
-use crate::metrics::Scores;
-use crate::train::{EpochStats, LosoReport, TrainReport};
-use crate::{Error, NUM_CLASSES, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+use spoken_digits::analysis::Analysis;
+use spoken_digits::metrics::Scores;
+use spoken_digits::train::{EpochStats, LosoReport, TrainReport};
+use spoken_digits::{Error, NUM_CLASSES, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
@@ -309,7 +313,7 @@ pub fn analysis(path: &Path, a: &Analysis) -> Result<()> {
     render(path, ANALYSIS_SIZE, |root| {
         let title = match a.probabilities {
             Some(p) => {
-                let (digit, confidence) = crate::model::argmax(&p);
+                let (digit, confidence) = spoken_digits::model::argmax(&p);
                 format!("{}: heard \"{digit}\" ({:.1}%)", a.name, 100.0 * confidence)
             }
             None => a.name.clone(),
@@ -531,7 +535,7 @@ fn probabilities(area: &Area<'_>, p: Option<&[f32; NUM_CLASSES]>) -> DrawResult 
         chart.draw_series(std::iter::once(Text::new("no model", (4.5, 56.0), style)))?;
         return Ok(());
     };
-    let (best, _) = crate::model::argmax(p);
+    let (best, _) = spoken_digits::model::argmax(p);
     for (d, &v) in p.iter().enumerate() {
         let (x, v) = (d as f64, 100.0 * f64::from(v));
         let colour = if d == usize::from(best) { VAL } else { TRAIN };
@@ -584,6 +588,13 @@ fn render(
     (width, height): (u32, u32),
     draw: impl FnOnce(&Area<'_>) -> DrawResult,
 ) -> Result<()> {
+    if FONT_BYTES.is_empty() {
+        return Err(Error::Plot(format!(
+            "{}: not drawn: this build has no font for the plots (install fonts-dejavu-core, or run \
+             scripts/setup, or set SPOKEN_DIGITS_FONT=<a .ttf file>, then rebuild)",
+            path.display()
+        )));
+    }
     register_font();
     let mut buffer = vec![255u8; width as usize * height as usize * 3];
     {
@@ -591,7 +602,7 @@ fn render(
         let drawn = root.fill(&WHITE).map_err(|e| e.into()).and_then(|()| draw(&root));
         drawn.and_then(|()| root.present().map_err(|e| e.into())).map_err(|e| Error::Plot(e.to_string()))?;
     }
-    crate::atomic::write_with(path, |tmp| {
+    spoken_digits::atomic::write_with(path, |tmp| {
         let file = std::fs::File::create(tmp).map_err(|e| Error::io(tmp, e))?;
         let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width, height);
         encoder.set_color(png::ColorType::Rgb);
