@@ -1,13 +1,14 @@
 //! `listen --enroll`: asks for each digit in turn, takes the next utterance of the live pipeline
-//! ([`Session::next_utterance`]: the same VAD cut and resampling as `listen`), saves it at once
+//! ([`Listener::next_utterance`]: the same VAD cut and resampling as `listen`), saves it at once
 //! with [`TakeFolder`] and shows what the current model heard, so the user sees which digits it
 //! gets wrong before training on their voice.
 
-use crate::live::{Next, OutputFormat, Session};
+use crate::live::{OutputFormat, Render};
 use crate::paint;
 use anyhow::Context;
 use spoken_digits::NUM_CLASSES;
 use spoken_digits::enroll::TakeFolder;
+use spoken_digits::live::{Listener, Next};
 use spoken_digits::stream::PREROLL_SECONDS;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -55,7 +56,8 @@ pub struct Enrollment {
 /// Records one take per entry of `prompts` (digits, in order) into `folder`. Each take is on
 /// disk before the next prompt; a failure ends the session and keeps what was saved.
 pub fn record(
-    session: &mut Session,
+    session: &mut Listener,
+    render: &Render,
     folder: &mut TakeFolder,
     prompts: &[u8],
     format: OutputFormat,
@@ -66,12 +68,12 @@ pub fn record(
         // The prompt is the interface, so it is printed even with -q (like push-to-talk's).
         let s = paint::STRONG;
         anstream::eprintln!("{s}say {digit}{s:#}  (take {}/{})", takes.len() + 1, prompts.len());
-        let heard = match session.next_utterance() {
+        let heard = match session.next_utterance(&mut |e| render.event(e)) {
             Ok(Next::Utterance(heard)) => heard,
             Ok(Next::Resumed) => continue,
             Ok(Next::Ended) => break End::InputEnded,
             Ok(Next::Stopped) => break End::Stopped,
-            Err(e) => break End::Failed(e),
+            Err(e) => break End::Failed(e.into()),
         };
         // As tightly cut as FSDD's clips, whatever pre-roll the model's front end asked for.
         let clip = heard.with_lead_in(session.sample_rate(), PREROLL_SECONDS);

@@ -10,6 +10,7 @@
 use anyhow::{Context, anyhow, bail};
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{BufferSize, FromSample, Sample, SampleFormat, SizedSample, StreamConfig, SupportedBufferSize};
+use spoken_digits::live::{Source, Status, read_ring};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -251,35 +252,65 @@ pub struct Input {
     pub shared: Arc<Shared>,
     pub capture: Capture,
     pub started: Instant,
+    /// Liveness: callbacks seen, and when that count last changed.
+    last_audio: (u64, Instant),
 }
 
 impl Input {
     /// Checks the stream is alive: no fatal error, first audio within 3 s of starting, and no
     /// pause in the callbacks longer than 2 s. A device pulled out (or an audio server that dies)
     /// either reports an error or simply stops calling back; both end here.
-    pub fn check(&mut self, last_audio: &mut (u64, Instant)) -> anyhow::Result<()> {
-        let result = self.liveness(last_audio);
+    fn check(&mut self) -> anyhow::Result<()> {
+        let result = self.liveness();
         self.failed |= result.is_err();
         result
     }
 
-    fn liveness(&self, last_audio: &mut (u64, Instant)) -> anyhow::Result<()> {
+    fn liveness(&mut self) -> anyhow::Result<()> {
         if let Some(e) = self.shared.error() {
             bail!("the input device failed: {e}");
         }
         let n = self.shared.callbacks.load(Ordering::Relaxed);
         let now = Instant::now();
-        if n != last_audio.0 {
-            *last_audio = (n, now);
+        if n != self.last_audio.0 {
+            self.last_audio = (n, now);
             return Ok(());
         }
         if n == 0 && now - self.started > Duration::from_secs(3) {
             bail!("the input device delivered no audio within 3 s of starting");
         }
-        if n > 0 && now - last_audio.1 > Duration::from_secs(2) {
+        if n > 0 && now - self.last_audio.1 > Duration::from_secs(2) {
             bail!("the input device stopped delivering audio (unplugged, or the audio server went away)");
         }
         Ok(())
+    }
+}
+
+/// The microphone as the live loop's source: the ring buffer the callback fills, its liveness
+/// checked whenever it is empty.
+impl Source for Input {
+    fn rate(&self) -> u32 {
+        self.capture.config.sample_rate
+    }
+
+    fn channels(&self) -> usize {
+        usize::from(self.capture.config.channels)
+    }
+
+    fn read(&mut self, out: &mut Vec<f32>, max: usize) -> spoken_digits::Result<Status> {
+        if self.consumer.slots() == 0 {
+            self.check().map_err(|e| spoken_digits::Error::Input(format!("{e:#}")))?;
+            return Ok(Status::Idle);
+        }
+        read_ring(&mut self.consumer, out, max)
+    }
+
+    fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    fn is_device(&self) -> bool {
+        true
     }
 }
 
@@ -317,6 +348,7 @@ pub fn start(device: &cpal::Device, capture: Capture, ring_seconds: f64) -> anyh
         shared,
         capture,
         started: Instant::now(),
+        last_audio: (0, Instant::now()),
     })
 }
 

@@ -21,6 +21,9 @@ pub enum Error {
     Config(String),
     #[error("resampling failed: {0}")]
     Resample(String),
+    /// A live input (device, file or pipe) was lost or failed, said as the source says it.
+    #[error("{0}")]
+    Input(String),
     #[error("plotting: {0}")]
     Plot(String),
     /// A libtorch error, as text: holding `tch::TchError` itself would make every binary that

@@ -13,6 +13,7 @@ pub mod dataset;
 pub mod enroll;
 pub mod error;
 pub mod features;
+pub mod live;
 pub mod metrics;
 pub mod model;
 pub mod predict;

@@ -3,6 +3,7 @@
 use clap::Parser;
 use cpal::traits::{DeviceTrait, HostTrait};
 use spoken_digits::FeatureConfig;
+use spoken_digits::live::Source;
 use spoken_digits_cli::mic::{self, DeviceChoice, Request, quietly};
 use spoken_digits_cli::{Verbosity, run};
 use std::collections::BTreeSet;
@@ -239,27 +240,23 @@ impl Level {
 fn record(input: &mut mic::Input, seconds: f64) -> anyhow::Result<Level> {
     let meter = std::io::stderr().is_terminal();
     let mut level = Level::default();
-    let mut last_audio = (0, Instant::now());
     let end = Instant::now() + Duration::from_secs_f64(seconds);
     let mut block_peak = 0.0f64;
     let mut next_draw = Instant::now();
+    let mut buf = Vec::new();
     while Instant::now() < end {
-        if let Err(e) = input.check(&mut last_audio) {
-            level.error = Some(format!("{e:#}"));
+        buf.clear();
+        if let Err(e) = input.read(&mut buf, usize::MAX) {
+            level.error = Some(e.to_string());
             break;
         }
-        let n = input.consumer.slots();
-        if let Ok(chunk) = input.consumer.read_chunk(n) {
-            let (a, b) = chunk.as_slices();
-            for &s in a.iter().chain(b) {
-                let s = f64::from(s);
-                level.sum_sq += s * s;
-                level.peak = level.peak.max(s.abs());
-                block_peak = block_peak.max(s.abs());
-            }
-            level.samples += n as u64;
-            chunk.commit_all();
+        for &s in &buf {
+            let s = f64::from(s);
+            level.sum_sq += s * s;
+            level.peak = level.peak.max(s.abs());
+            block_peak = block_peak.max(s.abs());
         }
+        level.samples += buf.len() as u64;
         if meter && Instant::now() >= next_draw {
             let db = if block_peak > 0.0 { 20.0 * block_peak.log10() } else { -90.0 };
             let filled = ((db + 60.0) / 60.0 * 40.0).clamp(0.0, 40.0) as usize;

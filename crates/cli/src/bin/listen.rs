@@ -3,17 +3,18 @@
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use spoken_digits::enroll::{self, TakeFolder};
+use spoken_digits::live::{Command, Feeder, Listener, Source};
 use spoken_digits::recogniser::Recogniser;
 use spoken_digits::stream::SegmenterConfig;
 use spoken_digits::vad::VadKind;
 use spoken_digits_cli::enroll::{End, print_summary, record};
-use spoken_digits_cli::live::{self, Feed, Output, OutputFormat, Session};
+use spoken_digits_cli::live::{OutputFormat, Render};
 use spoken_digits_cli::mic::{self, DeviceChoice, Request};
 use spoken_digits_cli::{Verbosity, load_model, run};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 
 /// Seconds of audio the microphone's ring buffer holds.
 const RING_SECONDS: f64 = 4.0;
@@ -133,27 +134,30 @@ fn listen_main(args: Args) -> anyhow::Result<ExitCode> {
 
     let choice = args.device.clone().unwrap_or(DeviceChoice::Default);
     let request = Request { rate: args.capture_rate, channels: args.capture_channels };
-    let out = Output::new(args.format);
+    let render = Render::new(args.format, args.verbosity.quiet);
     let say = |m: &str| {
         if !args.verbosity.quiet {
             eprintln!("{m}");
         }
     };
-    let feed = match &args.input {
+    let source: Box<dyn Source> = match &args.input {
         Some(path) => {
             let realtime = !args.no_realtime;
-            let feed = if path.as_os_str() == "-" {
-                live::stdin_feed(args.rate, realtime)?
+            let feeder = if path.as_os_str() == "-" {
+                if args.rate == 0 || args.rate > spoken_digits::audio::MAX_SAMPLE_RATE {
+                    bail!("--rate {} is outside 1..={} Hz", args.rate, spoken_digits::audio::MAX_SAMPLE_RATE);
+                }
+                Feeder::pcm(std::io::stdin(), args.rate, realtime)?
             } else {
-                live::file_feed(path, realtime)?
+                Feeder::file(path, realtime)?
             };
             say(&format!(
                 "listening to {} ({} Hz{})",
                 path.display(),
-                feed.rate,
+                feeder.rate(),
                 if realtime { ", real time" } else { "" }
             ));
-            feed
+            Box::new(feeder)
         }
         None => {
             let (input, name) = mic::open(&choice, rate, request, RING_SECONDS)?;
@@ -173,21 +177,27 @@ fn listen_main(args: Args) -> anyhow::Result<ExitCode> {
                     "speak digits, Ctrl-C to stop"
                 }
             ));
-            Feed::microphone(input)
+            Box::new(input)
         }
     };
-    let mut session = Session::new(feed, recogniser, out, stop)?;
+    let mut listener = Listener::new(source, recogniser, stop)?;
     if args.reconnect {
-        session.reconnect_with(Box::new(move || {
-            let (input, name) = mic::open(&choice, rate, request, RING_SECONDS)?;
+        listener.reconnect_with(Box::new(move || {
+            let (input, name) = mic::open(&choice, rate, request, RING_SECONDS)
+                .map_err(|e| spoken_digits::Error::Input(format!("{e:#}")))?;
             let what = format!("'{name}' ({})", input.capture);
-            Ok((Feed::microphone(input), what))
+            Ok((Box::new(input) as Box<dyn Source>, what))
         }));
     }
     if let Some(folder) = &mut folder {
-        return enroll_main(&args, &mut session, folder);
+        return enroll_main(&args, &mut listener, &render, folder);
     }
-    let summary = if args.push_to_talk { session.push_to_talk()? } else { session.hands_free()? };
+    let mut on = |e| render.event(e);
+    let summary = if args.push_to_talk {
+        listener.push_to_talk(&keyboard_commands(), &mut on)?
+    } else {
+        listener.hands_free(&mut on)?
+    };
     if !args.verbosity.quiet {
         eprintln!("{summary}");
     }
@@ -195,6 +205,21 @@ fn listen_main(args: Args) -> anyhow::Result<ExitCode> {
         bail!("the input held no audio");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Push-to-talk's keys: each line on stdin records, `q` quits (read on a thread of its own).
+fn keyboard_commands() -> mpsc::Receiver<Command> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            let command = if line.trim().eq_ignore_ascii_case("q") { Command::Quit } else { Command::Record };
+            if tx.send(command).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// `--enroll`: the folder for the takes of `--speaker` (or `$USER`).
@@ -215,7 +240,12 @@ fn take_folder(dir: &Path, speaker: Option<&str>) -> anyhow::Result<TakeFolder> 
 
 /// Records the takes, prints the summary and the next commands; a session that ended early
 /// says how many takes were saved and where, and exits non-zero (130 on Ctrl-C).
-fn enroll_main(args: &Args, session: &mut Session, folder: &mut TakeFolder) -> anyhow::Result<ExitCode> {
+fn enroll_main(
+    args: &Args,
+    session: &mut Listener,
+    render: &Render,
+    folder: &mut TakeFolder,
+) -> anyhow::Result<ExitCode> {
     let prompts = enroll::prompts(args.takes as usize);
     if !args.verbosity.quiet {
         eprintln!(
@@ -226,7 +256,7 @@ fn enroll_main(args: &Args, session: &mut Session, folder: &mut TakeFolder) -> a
             prompts.len()
         );
     }
-    let result = record(session, folder, &prompts, args.format);
+    let result = record(session, render, folder, &prompts, args.format);
     print_summary(&result, folder, args.format)?;
     let saved =
         format!("{} of {} takes, saved in {}", result.takes.len(), result.planned, folder.dir().display());
