@@ -64,6 +64,10 @@ fn the_shipped_model_gives_the_same_logits_in_libtorch_and_in_rust() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_reference_weights),
+    ignore = "needs the original weights: ../shared/reference or SPOKEN_DIGITS_REFERENCE"
+)]
 fn weights_survive_a_save_and_reload() {
     let torch = Classifier::load(&common::reference().join("seed_cnn.safetensors"), Device::Cpu).unwrap();
     let dir = std::env::temp_dir().join(format!("parity-roundtrip-{}", std::process::id()));
@@ -91,6 +95,10 @@ fn weights_survive_a_save_and_reload() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_reference_weights),
+    ignore = "needs the original weights: ../shared/reference or SPOKEN_DIGITS_REFERENCE"
+)]
 fn both_refuse_weights_of_another_architecture_naming_the_tensors() {
     let original = common::reference().join("seed_cnn.safetensors");
     let dir = std::env::temp_dir().join(format!("parity-arch-{}", std::process::id()));
