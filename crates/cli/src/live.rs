@@ -82,10 +82,11 @@ impl Feed {
     }
 }
 
-/// A wav file, fed through the ring buffer by a thread. The file is read whole (mono at its
+/// An audio file (wav or any format [`audio::read_audio`] reads), fed through the ring buffer by a
+/// thread. The file is read whole (mono at its
 /// own rate) before listening starts, so a bad file fails at once.
 pub fn file_feed(path: &Path, realtime: bool) -> anyhow::Result<Feed> {
-    let clip = audio::read_wav(path, DEFAULT_MAX_SECONDS)?;
+    let clip = audio::read_audio(path, DEFAULT_MAX_SECONDS)?;
     let rate = clip.sample_rate;
     let mut samples = clip.samples.into_iter();
     let block = (rate as usize / 100).max(1);

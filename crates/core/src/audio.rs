@@ -111,10 +111,13 @@ pub fn read_audio_bytes(name: &Path, bytes: &[u8], max_seconds: f64) -> Result<C
     if is_wav(bytes) {
         return read_wav_bytes(name, bytes, max_seconds);
     }
+    let wav_named = name.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav"));
+    if bytes.is_empty() && !wav_named {
+        return Err(Error::audio(name, "the file is empty (0 bytes)"));
+    }
     let result = compressed::read(name, Box::new(std::io::Cursor::new(bytes)), max_seconds);
     // A file named .wav that is nothing symphonia knows either gets hound's account of its
     // header, which says more about a broken wav than "not a recognised format".
-    let wav_named = name.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav"));
     match result {
         Err(Error::Audio { reason, .. }) if wav_named && reason.starts_with(compressed::UNRECOGNISED) => {
             read_wav_bytes(name, bytes, max_seconds)
