@@ -305,3 +305,28 @@ fn mix_into(samples: &[f32], channels: usize, out: &mut Vec<f32>) -> Result<(), 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::panic)]
+    fn a_panic_inside_the_guard_is_an_error_and_the_guard_unwinds_cleanly() {
+        assert_eq!(guard(|| 7), Some(7));
+        assert_eq!(guard(|| -> u8 { panic!("corrupt packet") }), None);
+        // The thread is no longer quiet: the counter went back to zero.
+        assert_eq!(quiet_panics::QUIET.with(std::cell::Cell::get), 0);
+        // Nested guards (a decoder inside a decoder) count down to zero too.
+        assert_eq!(guard(|| guard(|| -> u8 { panic!("inner") })), Some(None));
+        assert_eq!(quiet_panics::QUIET.with(std::cell::Cell::get), 0);
+    }
+
+    #[test]
+    fn text_is_no_known_format() {
+        let err = read(Path::new("notes.ogg"), Box::new(std::io::Cursor::new(b"plain words".to_vec())), 10.0)
+            .map(|c| c.samples.len())
+            .map_err(|e| e.to_string());
+        assert_eq!(err, Err(format!("notes.ogg: not a usable audio file: {UNRECOGNISED} (read: {FORMATS})")));
+    }
+}
