@@ -1,14 +1,35 @@
 // Wav bytes come from outside: no indexing that could panic on them.
 #![deny(clippy::indexing_slicing)]
-//! Reading and writing wav files.
+//! Reading audio files, writing wav files.
 //!
-//! Any PCM integer depth hound reads (8/16/24/32-bit) and 32-bit float, any channel count
-//! (averaged to mono), any sample rate (resampled to the front end's rate). Everything else is
-//! refused with the file name and the reason, never misread: no NaN or Inf reaches the model.
+//! [`load`] (and [`read_audio`] under it) is the one entry point that reads a file: the format is
+//! found from the content, never from the name alone. Wav (a RIFF header) goes to hound, the
+//! fast path that FSDD and most recorders take: any PCM integer depth hound reads
+//! (8/16/24/32-bit) and 32-bit float. Everything else goes to symphonia's probe, with the
+//! extension as a hint ([`compressed`]: FLAC, Ogg Vorbis and Opus, MP3, M4A/AAC, WebM). Any
+//! channel count is averaged to mono, any sample rate resampled to the front end's rate. Anything
+//! unreadable is refused with the file name and the reason, never misread: no NaN or Inf reaches
+//! the model.
+
+mod compressed;
+
+pub use compressed::FORMATS;
 
 use crate::resample::resample;
 use crate::{Error, Result};
 use std::path::Path;
+
+/// File extensions (lower case) that folder scans pick up: wav and what [`compressed`] reads.
+/// Reading itself goes by the content, so a misnamed file still reads if it is listed.
+pub const EXTENSIONS: &[&str] =
+    &["wav", "wave", "flac", "ogg", "oga", "opus", "mp3", "m4a", "mp4", "aac", "webm", "mka"];
+
+/// Whether `path` has one of the [`EXTENSIONS`], in any case.
+pub fn has_audio_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| EXTENSIONS.iter().any(|known| e.eq_ignore_ascii_case(known)))
+}
 
 /// Highest sample rate accepted (anything above is a corrupt or absurd header).
 pub const MAX_SAMPLE_RATE: u32 = 384_000;
@@ -31,7 +52,8 @@ impl Clip {
     }
 }
 
-/// Reads a wav file as mono at its own rate. Refuses files longer than `max_seconds`.
+/// Reads a wav file (hound only) as mono at its own rate. Refuses files longer than
+/// `max_seconds`.
 pub fn read_wav(path: &Path, max_seconds: f64) -> Result<Clip> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
@@ -60,9 +82,58 @@ pub fn read_wav_bytes(name: &Path, bytes: &[u8], max_seconds: f64) -> Result<Cli
     decode(name, reader, max_seconds)
 }
 
-/// Reads a wav file, mixes it to mono and resamples it to `rate`.
+/// Reads an audio file of any format read here as mono at its own rate. Refuses files longer
+/// than `max_seconds`, before decoding them where the container declares its length.
+pub fn read_audio(path: &Path, max_seconds: f64) -> Result<Clip> {
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if size <= SMALL_FILE {
+        // Read whole, as read_wav does (one read for a clip-sized file).
+        let mut bytes = vec![0; size as usize];
+        std::io::Read::read_exact(&mut file, &mut bytes).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => describe(path, hound::Error::IoError(e)),
+            _ => Error::io(path, e),
+        })?;
+        return read_audio_bytes(path, &bytes, max_seconds);
+    }
+    let mut head = [0u8; 4];
+    std::io::Read::read_exact(&mut file, &mut head).map_err(|e| Error::io(path, e))?;
+    std::io::Seek::rewind(&mut file).map_err(|e| Error::io(path, e))?;
+    if is_wav(&head) {
+        let reader = hound::WavReader::new(std::io::BufReader::new(file)).map_err(|e| describe(path, e))?;
+        return decode(path, reader, max_seconds);
+    }
+    compressed::read(path, Box::new(file), max_seconds)
+}
+
+/// Reads an audio file of any format read here from memory (used by tests and the fuzz target).
+pub fn read_audio_bytes(name: &Path, bytes: &[u8], max_seconds: f64) -> Result<Clip> {
+    if is_wav(bytes) {
+        return read_wav_bytes(name, bytes, max_seconds);
+    }
+    let wav_named = name.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav"));
+    if bytes.is_empty() && !wav_named {
+        return Err(Error::audio(name, "the file is empty (0 bytes)"));
+    }
+    let result = compressed::read(name, Box::new(std::io::Cursor::new(bytes)), max_seconds);
+    // A file named .wav that is nothing symphonia knows either gets hound's account of its
+    // header, which says more about a broken wav than "not a recognised format".
+    match result {
+        Err(Error::Audio { reason, .. }) if wav_named && reason.starts_with(compressed::UNRECOGNISED) => {
+            read_wav_bytes(name, bytes, max_seconds)
+        }
+        other => other,
+    }
+}
+
+/// Whether the bytes start like a wav file (RIFF): those go to hound.
+fn is_wav(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"RIFF")
+}
+
+/// Reads an audio file, mixes it to mono and resamples it to `rate`.
 pub fn load(path: &Path, rate: u32, max_seconds: f64) -> Result<Vec<f32>> {
-    let clip = read_wav(path, max_seconds)?;
+    let clip = read_audio(path, max_seconds)?;
     if clip.sample_rate == rate { Ok(clip.samples) } else { resample(&clip.samples, clip.sample_rate, rate) }
 }
 
@@ -155,12 +226,7 @@ fn decode<R: std::io::Read>(path: &Path, mut reader: hound::WavReader<R>, max_se
     if !interleaved.len().is_multiple_of(channels) {
         return Err(Error::audio(path, "the data ends in the middle of a frame (truncated)"));
     }
-    if interleaved.is_empty() {
-        return Err(Error::audio(path, "the file contains no samples"));
-    }
-    if interleaved.iter().all(|&s| s == 0.0) {
-        return Err(Error::audio(path, "the file is digital silence (every sample is zero)"));
-    }
+    check_samples(path, &interleaved)?;
     let samples = if channels == 1 {
         interleaved
     } else {
@@ -168,6 +234,17 @@ fn decode<R: std::io::Read>(path: &Path, mut reader: hound::WavReader<R>, max_se
         interleaved.chunks_exact(channels).map(|f| f.iter().sum::<f32>() * inv).collect()
     };
     Ok(Clip { samples, sample_rate: spec.sample_rate })
+}
+
+/// Refuses a clip with no samples or only zeros, whatever its format.
+fn check_samples(path: &Path, samples: &[f32]) -> Result<()> {
+    if samples.is_empty() {
+        return Err(Error::audio(path, "the file contains no samples"));
+    }
+    if samples.iter().all(|&s| s == 0.0) {
+        return Err(Error::audio(path, "the file is digital silence (every sample is zero)"));
+    }
+    Ok(())
 }
 
 fn collect<T, I>(path: &Path, samples: I) -> Result<Vec<T>>

@@ -2,13 +2,15 @@
 #![deny(clippy::indexing_slicing)]
 //! The Free Spoken Digit Dataset: file names, the hold-out manifest and the splits.
 //!
-//! Recordings are named `{digit}_{speaker}_{index}.wav`. FSDD's own split puts index 0-4 in the
-//! test set. The files listed in the hold-out manifest (`holdout.txt`, copied to
-//! `inference_audio/` by setup) are excluded from training, validation and test in every split.
+//! Recordings are named `{digit}_{speaker}_{index}.wav` (or any other extension that
+//! [`audio::EXTENSIONS`] lists, so a folder of FLAC or M4A takes trains too). FSDD's own split
+//! puts index 0-4 in the test set. The recordings listed in the hold-out manifest (`holdout.txt`,
+//! copied to `inference_audio/` by setup) are excluded from training, validation and test in every
+//! split, whatever format a copy of one is in.
 //! Extra recordings (a user's own voice, from `listen --enroll`) join the training set only
 //! ([`split_with_extra`]).
 
-use crate::{Error, NUM_CLASSES, Result};
+use crate::{Error, NUM_CLASSES, Result, audio};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -26,9 +28,13 @@ pub struct Recording {
     pub index: u32,
 }
 
-/// `(digit, speaker, index)` from a name like `7_jackson_32.wav`, or `None`.
+/// `(digit, speaker, index)` from a name like `7_jackson_32.wav` (or `.flac`, `.M4A`, any of
+/// [`audio::EXTENSIONS`] in any case), or `None`.
 pub fn parse_name(name: &str) -> Option<(u8, String, u32)> {
-    let stem = name.strip_suffix(".wav")?;
+    let (stem, ext) = name.rsplit_once('.')?;
+    if !audio::EXTENSIONS.iter().any(|known| ext.eq_ignore_ascii_case(known)) {
+        return None;
+    }
     let mut parts = stem.splitn(3, '_');
     let digit: u8 = parts.next()?.parse().ok()?;
     let speaker = parts.next()?;
@@ -69,6 +75,8 @@ pub struct Scan {
 /// Lists the FSDD-named recordings of `dir` (sorted), leaving out `holdout`.
 pub fn scan(dir: &Path, holdout: &HashSet<String>) -> Result<Scan> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    // The manifest names wav files; a copy in another format is the same recording.
+    let held: HashSet<&str> = holdout.iter().map(|n| stem(n)).collect();
     let mut scan = Scan::default();
     for entry in entries {
         let path = entry.map_err(|e| Error::io(dir, e))?.path();
@@ -76,7 +84,7 @@ pub fn scan(dir: &Path, holdout: &HashSet<String>) -> Result<Scan> {
             continue;
         }
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-        if holdout.contains(&name) {
+        if held.contains(stem(&name)) {
             scan.held_out += 1;
         } else if let Some((digit, speaker, index)) = parse_name(&name) {
             scan.recordings.push(Recording { path, digit, speaker, index });
@@ -86,13 +94,18 @@ pub fn scan(dir: &Path, holdout: &HashSet<String>) -> Result<Scan> {
     }
     if scan.recordings.is_empty() {
         return Err(Error::Dataset(format!(
-            "no recordings named <digit>_<speaker>_<index>.wav in {} (run scripts/setup)",
+            "no recordings named <digit>_<speaker>_<index>.wav (or .flac, .mp3, ...) in {} (run scripts/setup)",
             dir.display()
         )));
     }
     scan.recordings.sort_by(|a, b| a.path.cmp(&b.path));
     scan.ignored.sort();
     Ok(scan)
+}
+
+/// A file name without its extension.
+fn stem(name: &str) -> &str {
+    name.rsplit_once('.').map_or(name, |(stem, _)| stem)
 }
 
 /// How recordings are divided into train, validation and test.
@@ -231,6 +244,10 @@ mod tests {
         assert_eq!(parse_name("7_jackson_32.wav"), Some((7, "jackson".into(), 32)));
         assert_eq!(parse_name("12_jackson_32.wav"), None);
         assert_eq!(parse_name("7_jackson.wav"), None);
+        assert_eq!(parse_name("7_jackson_32.FLAC"), Some((7, "jackson".into(), 32)));
+        assert_eq!(parse_name("7_jackson_32.m4a"), Some((7, "jackson".into(), 32)));
+        assert_eq!(parse_name("7_jackson_32.txt"), None);
+        assert_eq!(parse_name("7_jackson_32"), None);
         assert_eq!(parse_name("readme.txt"), None);
         assert_eq!(label_from_name(Path::new("a/3_x.wav")), Some(3));
         assert_eq!(label_from_name(Path::new("a/x_3.wav")), None);

@@ -11,7 +11,7 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: not a usable wav file: {reason}")]
+    #[error("{path}: not a usable audio file: {reason}")]
     Audio { path: PathBuf, reason: String },
     #[error("{path}: {reason}")]
     Model { path: PathBuf, reason: String },

@@ -481,10 +481,10 @@ pub struct Feeder {
 }
 
 impl Feeder {
-    /// A recording, read whole (mono at its own rate) before listening starts, so a bad file
-    /// fails at once.
+    /// A recording (wav or any format [`audio::read_audio`] reads), read whole (mono at its own
+    /// rate) before listening starts, so a bad file fails at once.
     pub fn file(path: &Path, realtime: bool) -> Result<Self> {
-        let clip = audio::read_wav(path, DEFAULT_MAX_SECONDS)?;
+        let clip = audio::read_audio(path, DEFAULT_MAX_SECONDS)?;
         let rate = clip.sample_rate;
         let mut samples = clip.samples.into_iter();
         let block = (rate as usize / 100).max(1);

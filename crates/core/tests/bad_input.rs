@@ -1,8 +1,11 @@
 //! Every kind of bad wav a user may hand us ends in an error naming the file and the reason, or
-//! in finite features: never a panic, never a NaN. The files are generated here.
+//! in finite features: never a panic, never a NaN. The wavs are generated here; the fuzz run
+//! also mutates FLAC, Ogg Vorbis/Opus, MP3, M4A and WebM copies that ffmpeg encodes at test time.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use spoken_digits::audio::read_wav_bytes;
+mod common;
+
+use spoken_digits::audio::{read_audio_bytes, read_wav_bytes};
 use spoken_digits::{FeatureConfig, Mfcc};
 use std::path::Path;
 
@@ -149,8 +152,10 @@ fn odd_but_valid_audio_gives_finite_features() {
     accepted_with_finite_features("44k.wav", &fast.bytes());
 }
 
-/// A bounded, seeded fuzz run: mutated valid files and random bytes never panic, and whatever is
-/// accepted gives finite features. `SPOKEN_DIGITS_FUZZ_SECONDS` sets the duration (default 3) and
+/// A bounded, seeded fuzz run: mutated valid files (wav, and a FLAC, Ogg Vorbis, Ogg Opus, MP3,
+/// M4A and WebM copy of a hold-out recording) and random bytes never panic, and whatever is
+/// accepted gives finite features. Each case is read under its format's name and, one time in
+/// four, under a wrong one (the content decides). `SPOKEN_DIGITS_FUZZ_SECONDS` sets the duration (default 3) and
 /// `SPOKEN_DIGITS_FUZZ_SEED` the seed (default 2026), so a long local run can explore new inputs.
 #[test]
 fn fuzz_wav_bytes_to_features() {
@@ -161,16 +166,40 @@ fn fuzz_wav_bytes_to_features() {
     let seed: u64 =
         std::env::var("SPOKEN_DIGITS_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(2026);
     let mut rng = StdRng::seed_from_u64(seed);
-    let seeds = [
-        Wav::pcm16(&speech_like()).bytes(),
-        Wav { channels: 2, bits: 8, ..Wav::pcm16(&speech_like()) }.bytes(),
-        Wav { format: 3, bits: 32, data: vec![0x3f; 400], ..Wav::pcm16(&[]) }.bytes(),
+    let mut seeds = vec![
+        ("wav", Wav::pcm16(&speech_like()).bytes()),
+        ("wav", Wav { channels: 2, bits: 8, ..Wav::pcm16(&speech_like()) }.bytes()),
+        ("wav", Wav { format: 3, bits: 32, data: vec![0x3f; 400], ..Wav::pcm16(&[]) }.bytes()),
     ];
+    let dir = common::temp_dir("fuzz");
+    let source = &common::holdout()[2];
+    for (ext, args) in [
+        ("flac", &[][..]),
+        ("ogg", &["-c:a", "libvorbis"][..]),
+        ("opus", &["-c:a", "libopus"][..]),
+        ("mp3", &["-c:a", "libmp3lame", "-b:a", "32k"][..]),
+        ("m4a", &["-c:a", "aac"][..]),
+        ("webm", &["-c:a", "libopus"][..]),
+        // Stereo 44.1 kHz: another decoder path (two channels, other frame sizes).
+        ("m4a", &["-c:a", "aac", "-ac", "2", "-ar", "44100"][..]),
+    ] {
+        let copy = dir.join(format!("seed-{}.{ext}", seeds.len()));
+        common::ffmpeg(source, &copy, args);
+        seeds.push((ext, std::fs::read(&copy).unwrap()));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    let names = ["fuzz.wav", "fuzz.flac", "fuzz.ogg", "fuzz.opus", "fuzz.mp3", "fuzz.m4a", "fuzz.webm"];
     let mut mfcc = Mfcc::new(&FeatureConfig::robust()).unwrap();
     let started = std::time::Instant::now();
-    let mut cases = 0u64;
+    let (mut cases, mut caught_panics) = (0u64, 0u64);
     while started.elapsed().as_secs_f64() < seconds {
-        let mut bytes = seeds[rng.random_range(0..seeds.len())].clone();
+        let (ext, seed) = &seeds[rng.random_range(0..seeds.len())];
+        let mut bytes = seed.clone();
+        let name = if rng.random_bool(0.25) {
+            names[rng.random_range(0..names.len())].to_string()
+        } else {
+            format!("fuzz.{ext}")
+        };
         match rng.random_range(0..4) {
             0 => {
                 // Flip bytes, mostly in the header.
@@ -188,12 +217,26 @@ fn fuzz_wav_bytes_to_features() {
             }
             _ => bytes = (0..rng.random_range(0..200)).map(|_| rng.random()).collect(),
         }
-        if let Ok(clip) = read_wav_bytes(Path::new("fuzz.wav"), &bytes, 600.0) {
-            let samples = spoken_digits::resample::resample(&clip.samples, clip.sample_rate, 8000).unwrap();
-            assert!(mfcc.compute(&samples).iter().all(|v| v.is_finite()), "non-finite features: {bytes:?}");
+        match read_audio_bytes(Path::new(&name), &bytes, 600.0) {
+            Ok(clip) => {
+                let samples =
+                    spoken_digits::resample::resample(&clip.samples, clip.sample_rate, 8000).unwrap();
+                assert!(
+                    mfcc.compute(&samples).iter().all(|v| v.is_finite()),
+                    "{name}: non-finite features: {bytes:?}"
+                );
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(msg.starts_with(&format!("{name}: ")), "{msg}");
+                // A decoder panic caught by the guard: counted, so a long run shows what it found.
+                caught_panics += u64::from(msg.contains("panicked"));
+            }
         }
         cases += 1;
     }
-    eprintln!("fuzz: {cases} cases in {seconds} s (seed {seed}), no panic");
+    eprintln!(
+        "fuzz: {cases} cases in {seconds} s (seed {seed}), no panic ({caught_panics} decoder panics caught)"
+    );
     assert!(cases > 100);
 }

@@ -1,4 +1,4 @@
-//! `analyze`: one picture per wav file of what the model hears: the waveform with the detected
+//! `analyze`: one picture per audio file of what the model hears: the waveform with the detected
 //! speech segment, the spectrogram, the feature map the model is given, and its probabilities.
 
 use anyhow::Context;
@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Draw what the model hears in wav files.
+/// Draw what the model hears in audio files.
 ///
 /// For each file, writes `<name>.analysis.png` into OUT_DIR: the waveform with the detected
 /// speech segment (what the front end keeps when the model trims silence) and the 1 s window the
@@ -22,8 +22,9 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
-    /// Wav files (any sample rate, bit depth and channel count).
-    #[arg(required = true, value_name = "WAV")]
+    /// Audio files: wav, FLAC, Ogg Vorbis/Opus, MP3, M4A/AAC, WebM (any sample rate and channel
+    /// count; the format is read from the content).
+    #[arg(required = true, value_name = "FILE")]
     wavs: Vec<PathBuf>,
     /// Model weights (.safetensors; its .json config is read from beside it)
     /// [default: models/digits.safetensors, else the copy built into this binary].

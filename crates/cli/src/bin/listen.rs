@@ -47,9 +47,9 @@ struct Args {
     /// system's default input].
     #[arg(long, short, value_name = "NAME|INDEX")]
     device: Option<DeviceChoice>,
-    /// Read a wav file, or raw signed 16-bit little-endian mono PCM from stdin with `-`,
-    /// instead of the microphone.
-    #[arg(long, short, value_name = "FILE.wav|-")]
+    /// Read an audio file (wav, FLAC, Ogg Vorbis/Opus, MP3, M4A/AAC, WebM), or raw signed
+    /// 16-bit little-endian mono PCM from stdin with `-`, instead of the microphone.
+    #[arg(long, short, value_name = "FILE|-")]
     input: Option<PathBuf>,
     /// Sample rate of raw PCM on stdin (`--input -`).
     #[arg(long, default_value_t = 8000, value_name = "HZ")]

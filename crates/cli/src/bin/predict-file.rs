@@ -1,7 +1,7 @@
-//! `predict-file`: predicts the spoken digit of wav files and folders of wav files.
+//! `predict-file`: predicts the spoken digit of audio files and folders of audio files.
 
 use clap::{Parser, ValueEnum};
-use spoken_digits::audio::DEFAULT_MAX_SECONDS;
+use spoken_digits::audio::{self, DEFAULT_MAX_SECONDS};
 use spoken_digits::dataset::label_from_name;
 use spoken_digits::predict::{Prediction, predict_files};
 use spoken_digits_cli::{
@@ -22,15 +22,18 @@ enum Format {
     Csv,
 }
 
-/// Predict the spoken digit (0-9) in wav files.
+/// Predict the spoken digit (0-9) in audio files.
 ///
-/// Folders are searched recursively for .wav files. Files named `<digit>_...` are scored, and a
-/// summary line gives the accuracy over them. A file that cannot be used is reported with its
+/// Reads wav, FLAC, Ogg Vorbis, Ogg Opus, MP3, M4A/AAC and WebM/Opus, at any sample rate and
+/// channel count; the format is found from the content, not the name. Folders are searched
+/// recursively for files with those extensions (.wav .flac .ogg .oga .opus .mp3 .m4a .mp4 .aac
+/// .webm .mka, any case). Files named `<digit>_...` are scored, and a summary line gives the
+/// accuracy over them. A file that cannot be used is reported with its
 /// reason and the others are still predicted; the exit status is then 1.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
-    /// Wav files and/or folders [default: free-spoken-digit-dataset/inference_audio].
+    /// Audio files and/or folders [default: free-spoken-digit-dataset/inference_audio].
     #[arg(value_name = "PATH")]
     paths: Vec<PathBuf>,
     /// Model weights (.safetensors; its .json config is read from beside it)
@@ -66,7 +69,7 @@ fn predict_main(args: Args) -> anyhow::Result<ExitCode> {
     let mut files = vec![];
     let mut failures: Vec<(PathBuf, String)> = vec![];
     for input in &inputs {
-        collect_wavs(input, true, &mut files, &mut failures, &mut HashSet::new());
+        collect_audio(input, true, &mut files, &mut failures, &mut HashSet::new());
     }
     tracing::info!("{} file(s) to predict", files.len());
     let results = predict_files(&model, &files, args.max_seconds, args.threads)?;
@@ -118,7 +121,8 @@ fn predict_main(args: Args) -> anyhow::Result<ExitCode> {
     }
     if files.is_empty() && failures.is_empty() {
         anyhow::bail!(
-            "no .wav files found in {}",
+            "no audio files ({}) found in {}",
+            audio::EXTENSIONS.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join(" "),
             inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         );
     }
@@ -128,8 +132,8 @@ fn predict_main(args: Args) -> anyhow::Result<ExitCode> {
     Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-/// Adds `path` (a file, or the .wav files under a folder, sorted, symlink loops skipped).
-fn collect_wavs(
+/// Adds `path` (a file, or the audio files under a folder, sorted, symlink loops skipped).
+fn collect_audio(
     path: &Path,
     explicit: bool,
     files: &mut Vec<PathBuf>,
@@ -146,8 +150,7 @@ fn collect_wavs(
         }
     };
     if !meta.is_dir() {
-        let is_wav = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav"));
-        if explicit || is_wav {
+        if explicit || audio::has_audio_extension(path) {
             files.push(path.to_path_buf());
         }
         return;
@@ -166,7 +169,7 @@ fn collect_wavs(
     };
     entries.sort();
     for entry in entries {
-        collect_wavs(&entry, false, files, failures, seen);
+        collect_audio(&entry, false, files, failures, seen);
     }
 }
 

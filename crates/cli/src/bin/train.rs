@@ -41,7 +41,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
-    /// Folder of FSDD recordings ({digit}_{speaker}_{index}.wav).
+    /// Folder of FSDD recordings ({digit}_{speaker}_{index}.wav, or .flac, .ogg, .opus, .mp3,
+    /// .m4a, ...).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
     /// A folder of extra FSDD-named recordings, such as your own takes from `listen --enroll
@@ -440,7 +441,7 @@ fn scan_folder(dir: &Path, holdout: &HashSet<String>) -> anyhow::Result<dataset:
         dataset::scan(dir, holdout).with_context(|| format!("reading recordings from {}", dir.display()))?;
     if let Some(example) = scan.ignored.first() {
         warn(format!(
-            "ignored {} file(s) in {} whose names are not <digit>_<speaker>_<index>.wav (e.g. {})",
+            "ignored {} file(s) in {} whose names are not <digit>_<speaker>_<index>.<wav, flac, mp3, ...> (e.g. {})",
             scan.ignored.len(),
             dir.display(),
             example.display()

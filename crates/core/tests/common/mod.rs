@@ -77,3 +77,42 @@ pub fn reference_logits() -> Vec<Vec<f32>> {
         })
         .collect()
 }
+
+/// The ten hold-out recordings copied by scripts/setup, one per digit, sorted.
+pub fn holdout() -> Vec<PathBuf> {
+    let dir = root().join("free-spoken-digit-dataset/inference_audio");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}: run scripts/setup first", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 10, "{} should hold 10 wavs: run scripts/setup", dir.display());
+    files
+}
+
+/// A fresh, empty folder for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("spoken-digits-core-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Encodes `src` into `dst` with ffmpeg (`args` between input and output). Audio files are
+/// never committed: the format tests make them here. A missing ffmpeg fails the test.
+pub fn ffmpeg(src: &std::path::Path, dst: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(src)
+        .args(args)
+        .arg(dst)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ffmpeg ({e}): run scripts/setup, which installs it"));
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?} {}: {}",
+        dst.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
