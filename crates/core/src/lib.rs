@@ -20,6 +20,7 @@ pub mod predict;
 pub mod recogniser;
 pub mod resample;
 pub mod stream;
+pub mod strings;
 pub mod synthetic;
 pub mod train;
 pub mod vad;
