@@ -359,6 +359,274 @@ pub fn scan_phrases(dir: &Path, held_out: bool) -> Result<Vec<Phrase>> {
     Ok(out)
 }
 
+/// Everything that defines a string model's training run (saved in its metrics file).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StringTrainConfig {
+    /// Whose words train and whose test: [`split_words`].
+    pub split: Split,
+    pub seed: u64,
+    /// Optimiser steps (each one batch of fresh strings: the data never repeats).
+    pub steps: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    /// AdamW's decoupled weight decay.
+    pub weight_decay: f64,
+    /// Share of each batch taken from the training voices' natural phrases (with the splices'
+    /// silence, gain, speed, equalisation and noise); the rest is spliced.
+    pub phrase_share: f64,
+    pub splice: SpliceConfig,
+    /// The front end (its clip length unused: utterances are read whole).
+    pub features: crate::FeatureConfig,
+    /// Validation strings (spliced from the validation words) scored during training.
+    pub val_strings: usize,
+    pub max_seconds: f64,
+    /// Where the synthetic words and the phrases came from, and how many were used.
+    #[serde(default)]
+    pub sources: Vec<crate::train::ExtraData>,
+}
+
+impl Default for StringTrainConfig {
+    fn default() -> Self {
+        StringTrainConfig {
+            split: Split::Official,
+            seed: 42,
+            steps: 3000,
+            batch_size: 32,
+            learning_rate: 2e-3,
+            weight_decay: 1e-3,
+            phrase_share: 0.25,
+            splice: SpliceConfig::training(),
+            features: crate::ctc::default_config().features,
+            val_strings: 200,
+            max_seconds: audio::DEFAULT_MAX_SECONDS,
+            sources: vec![],
+        }
+    }
+}
+
+/// What a string model's training run reports; written as its metrics JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StringTrainReport {
+    pub config: StringTrainConfig,
+    /// Training words (FSDD and synthetic) and phrases, validation words.
+    pub train_words: usize,
+    pub train_phrases: usize,
+    pub val_words: usize,
+    /// One entry per tenth of the run: `train_loss` the mean CTC loss, `train_accuracy` the
+    /// share of training strings read exactly (greedy), `val_*` the same on the validation
+    /// strings.
+    pub history: Vec<crate::train::EpochStats>,
+    /// The validation strings read by the final weights (greedy).
+    pub val: SequenceScores,
+    pub steps_done: usize,
+    pub interrupted: bool,
+    pub seconds: f64,
+}
+
+/// A batch for the string model: inputs padded with silence (0) to the longest, and targets.
+pub struct StringBatch {
+    /// `[batch][n_mels][frames]`, flat.
+    pub features: Vec<f32>,
+    pub frames: usize,
+    /// Each utterance's own frames.
+    pub lengths: Vec<usize>,
+    /// Every utterance's digits, one after another.
+    pub digits: Vec<u8>,
+    pub digit_counts: Vec<usize>,
+}
+
+/// Audio and digits, as the trainer holds a phrase.
+pub type Labelled = (Vec<f32>, Vec<u8>);
+
+/// A phrase dressed like a spliced string: silence around it, gain, speed, equalisation, noise.
+pub fn dress<R: Rng + ?Sized>(samples: &[f32], cfg: &SpliceConfig, rate: u32, rng: &mut R) -> Vec<f32> {
+    let word = Word { digit: 0, speaker: String::new(), samples: samples.to_vec() };
+    join(&[&word], cfg, rate, rng).samples
+}
+
+/// Batches from utterances: features over each whole utterance, padded to the longest.
+pub fn batch_of(utterances: &[Labelled], features: &crate::FeatureConfig) -> Result<StringBatch> {
+    let maps = utterances
+        .iter()
+        .map(|(s, _)| crate::ctc::utterance_features(features, s))
+        .collect::<Result<Vec<_>>>()?;
+    let frames = maps.iter().map(|(_, f)| *f).max().unwrap_or(0);
+    let bands = features.n_mels;
+    let mut out = vec![0.0; utterances.len() * bands * frames];
+    for ((map, f), dst) in maps.iter().zip(out.chunks_exact_mut((bands * frames).max(1))) {
+        for (row, src) in dst.chunks_exact_mut(frames.max(1)).zip(map.chunks_exact((*f).max(1))) {
+            if let Some(d) = row.get_mut(..*f) {
+                d.copy_from_slice(src);
+            }
+        }
+    }
+    Ok(StringBatch {
+        features: out,
+        frames,
+        lengths: maps.iter().map(|(_, f)| *f).collect(),
+        digits: utterances.iter().flat_map(|(_, d)| d.iter().copied()).collect(),
+        digit_counts: utterances.iter().map(|(_, d)| d.len()).collect(),
+    })
+}
+
+/// Seed of one batch: a pure function of the run's seed and the step.
+fn batch_seed(seed: u64, step: usize) -> u64 {
+    let mut x = seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// The training batches of every step, made ahead of the training step (spliced strings from
+/// `bank`, a share of dressed `phrases`); stops when the receiver goes away.
+pub fn produce_strings(
+    cfg: &StringTrainConfig,
+    bank: &WordBank,
+    phrases: &[Labelled],
+    tx: std::sync::mpsc::SyncSender<StringBatch>,
+) -> Result<()> {
+    let rate = cfg.features.sample_rate;
+    for step in 0..cfg.steps {
+        let mut rng = StdRng::seed_from_u64(batch_seed(cfg.seed, step));
+        let mut items = Vec::with_capacity(cfg.batch_size);
+        for _ in 0..cfg.batch_size {
+            let phrase = if phrases.is_empty() || !rng.random_bool(cfg.phrase_share) {
+                None
+            } else {
+                phrases.get(rng.random_range(0..phrases.len()))
+            };
+            match phrase {
+                Some((samples, digits)) => {
+                    items.push((dress(samples, &cfg.splice, rate, &mut rng), digits.clone()))
+                }
+                None => {
+                    let u = bank.splice(&cfg.splice, &mut rng)?;
+                    items.push((u.samples, u.digits));
+                }
+            }
+        }
+        if tx.send(batch_of(&items, &cfg.features)?).is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Reads phrases at `rate` on `threads` threads.
+pub fn load_phrases(
+    phrases: &[Phrase],
+    rate: u32,
+    max_seconds: f64,
+    threads: usize,
+) -> Result<Vec<Labelled>> {
+    let mfcc = Mfcc::new(&crate::FeatureConfig::default())?;
+    mfcc.par_map(phrases, threads, |_, _, p| {
+        audio::load(&p.path, rate, max_seconds).map(|s| (s, p.digits.clone()))
+    })?
+    .into_iter()
+    .collect()
+}
+
+/// Reads every utterance with `model` on `threads` threads and scores the strings against
+/// their digits; `lengths` gives each one's length constraint from its reference (`None`:
+/// greedy).
+pub fn score_strings<F>(
+    model: &crate::ctc::StringModel,
+    items: &[Labelled],
+    lengths: F,
+    threads: usize,
+) -> Result<SequenceScores>
+where
+    F: Fn(&[u8]) -> Option<crate::ctc::Lengths> + Sync,
+{
+    let mfcc = Mfcc::new(&crate::FeatureConfig::default())?;
+    let readings =
+        mfcc.par_map(items, threads, |_, _, (samples, digits)| model.read(samples, lengths(digits)))?;
+    let mut scores = SequenceScores::default();
+    for ((_, digits), reading) in items.iter().zip(readings) {
+        scores.add(digits, &reading?.values());
+    }
+    Ok(scores)
+}
+
+/// Scores of strings read against their references: the digit error rate (edits over the
+/// reference digits) and exact strings, overall and by length.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SequenceScores {
+    pub strings: usize,
+    pub exact: usize,
+    pub edits: usize,
+    pub digits: usize,
+    /// Index `n - 1`: the strings of `n` digits.
+    pub by_length: Vec<LengthScores>,
+}
+
+/// The strings of one length.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LengthScores {
+    pub length: usize,
+    pub strings: usize,
+    pub exact: usize,
+    pub edits: usize,
+}
+
+impl SequenceScores {
+    /// Scores one string.
+    pub fn add(&mut self, reference: &[u8], hypothesis: &[u8]) {
+        let edits = crate::ctc::edit_distance(reference, hypothesis);
+        let exact = usize::from(edits == 0);
+        self.strings += 1;
+        self.exact += exact;
+        self.edits += edits;
+        self.digits += reference.len();
+        let n = reference.len().max(1);
+        while self.by_length.len() < n {
+            let length = self.by_length.len() + 1;
+            self.by_length.push(LengthScores { length, ..LengthScores::default() });
+        }
+        if let Some(l) = self.by_length.get_mut(n - 1) {
+            l.strings += 1;
+            l.exact += exact;
+            l.edits += edits;
+        }
+    }
+
+    /// Edits per reference digit.
+    pub fn digit_error_rate(&self) -> f64 {
+        self.edits as f64 / self.digits.max(1) as f64
+    }
+
+    /// Share of strings read exactly.
+    pub fn exact_rate(&self) -> f64 {
+        self.exact as f64 / self.strings.max(1) as f64
+    }
+}
+
+impl std::fmt::Display for SequenceScores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} strings, {} digits: digit error rate {:.2}%, exact strings {:.1}%",
+            self.strings,
+            self.digits,
+            100.0 * self.digit_error_rate(),
+            100.0 * self.exact_rate()
+        )?;
+        writeln!(f, "{:>7} {:>8} {:>8} {:>8}", "digits", "strings", "exact", "DER")?;
+        for l in self.by_length.iter().filter(|l| l.strings > 0) {
+            writeln!(
+                f,
+                "{:>7} {:>8} {:>7.1}% {:>7.2}%",
+                l.length,
+                l.strings,
+                100.0 * l.exact as f64 / l.strings as f64,
+                100.0 * l.edits as f64 / (l.strings * l.length) as f64
+            )?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
