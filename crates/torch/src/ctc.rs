@@ -139,7 +139,11 @@ impl StringNet {
         x = self.proj.0.forward(&x).apply_t(&self.proj.1, train).relu();
         for (dw, pw, norm) in &self.blocks {
             let y = pw.forward(&dw.forward(&x)).apply_t(norm, train).relu();
-            x = x + y;
+            // Not `x += y`: in place, it would overwrite the ReLU output autograd keeps.
+            #[allow(clippy::assign_op_pattern)]
+            {
+                x = x + y;
+            }
         }
         self.out.forward(&x)
     }
