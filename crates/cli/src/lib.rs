@@ -22,6 +22,10 @@ pub const DEFAULT_INFERENCE_DIR: &str = "free-spoken-digit-dataset/inference_aud
 pub const DEFAULT_RECORDINGS: &str = "free-spoken-digit-dataset/recordings";
 /// The synthetic voices `scripts/setup` generates for the robust recipe.
 pub const DEFAULT_SYNTHETIC: &str = "free-spoken-digit-dataset/synthetic";
+/// The string model (`train --head ctc` writes it; `evaluate --sequences` reads it).
+pub const DEFAULT_STRING_MODEL: &str = "models/strings.safetensors";
+/// The spoken digit strings `scripts/setup` generates (`scripts/synthesize-phrases`).
+pub const DEFAULT_PHRASES: &str = "free-spoken-digit-dataset/phrases";
 /// The hold-out manifest.
 pub const DEFAULT_HOLDOUT: &str = "free-spoken-digit-dataset/holdout.txt";
 

@@ -34,8 +34,12 @@
 //! `--arch wide` (the shipped model) is `compact` with twice the channels: (32, 64, 128), then
 //! mean and max -> [B, 256], linear 256 -> 10.
 //!
-//! A model is `name.safetensors` plus `name.json` ([`ModelConfig`]: architecture and feature
-//! config). A weights file without its JSON (such as the original's) is taken as the original
+//! `--arch tcn` is the string model's network (head `ctc`, see [`crate::ctc`]): it reads a
+//! whole utterance and emits a digit string; [`Model`] refuses it (load it with
+//! [`crate::ctc::StringModel`]).
+//!
+//! A model is `name.safetensors` plus `name.json` ([`ModelConfig`]: architecture, head and
+//! feature config). A weights file without its JSON (such as the original's) is taken as the original
 //! architecture with the default features.
 
 use crate::features::FeatureConfig;
@@ -55,6 +59,45 @@ pub enum Arch {
     /// The compact network with twice the channels (32, 64, 128): about four times the
     /// compute, and better on voices it never heard.
     Wide,
+    /// The string model's network over a whole utterance (layers in [`crate::ctc`]).
+    Tcn,
+}
+
+/// What a model's output means: the kind of recogniser it is. Saved in the config (absent in
+/// a classifier's, so every model file made before string models loads unchanged).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Head {
+    /// One digit per 1 s clip: ten logits.
+    #[default]
+    Classifier,
+    /// A digit string per utterance: per-frame logits over blank and the ten digits, decoded
+    /// by [`crate::ctc`].
+    Ctc,
+}
+
+impl Head {
+    pub fn is_classifier(&self) -> bool {
+        *self == Head::Classifier
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Head::Classifier => "classifier",
+            Head::Ctc => "ctc",
+        }
+    }
+}
+
+impl std::str::FromStr for Head {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "classifier" => Ok(Head::Classifier),
+            "ctc" => Ok(Head::Ctc),
+            _ => Err(Error::Config(format!("unknown head '{s}' (classifier, ctc)"))),
+        }
+    }
 }
 
 impl Arch {
@@ -64,6 +107,7 @@ impl Arch {
             Arch::Original => "original",
             Arch::Compact => "compact",
             Arch::Wide => "wide",
+            Arch::Tcn => "tcn",
         }
     }
 
@@ -72,6 +116,8 @@ impl Arch {
         match self {
             Arch::Original => 3,
             Arch::Compact | Arch::Wide => 2,
+            // One stride-2 convolution; an utterance is at least one frame.
+            Arch::Tcn => 0,
         }
     }
 
@@ -79,6 +125,8 @@ impl Arch {
     pub fn channels(self) -> [(usize, usize); 3] {
         match self {
             Arch::Original | Arch::Compact => [(1, 16), (16, 32), (32, 64)],
+            // Not a CNN of three convolutions: see `crate::ctc` for its layers.
+            Arch::Tcn => [(0, 0); 3],
             Arch::Wide => [(1, 32), (32, 64), (64, 128)],
         }
     }
@@ -91,7 +139,8 @@ impl std::str::FromStr for Arch {
             "original" => Ok(Arch::Original),
             "compact" => Ok(Arch::Compact),
             "wide" => Ok(Arch::Wide),
-            _ => Err(Error::Config(format!("unknown architecture '{s}' (original, compact, wide)"))),
+            "tcn" => Ok(Arch::Tcn),
+            _ => Err(Error::Config(format!("unknown architecture '{s}' (original, compact, wide, tcn)"))),
         }
     }
 }
@@ -103,11 +152,19 @@ pub struct ModelConfig {
     pub arch: Arch,
     pub num_classes: usize,
     pub features: FeatureConfig,
+    /// The kind of recogniser (the classifier unless the file says otherwise).
+    #[serde(default, skip_serializing_if = "Head::is_classifier")]
+    pub head: Head,
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        ModelConfig { arch: Arch::Original, num_classes: NUM_CLASSES, features: FeatureConfig::default() }
+        ModelConfig {
+            arch: Arch::Original,
+            num_classes: NUM_CLASSES,
+            features: FeatureConfig::default(),
+            head: Head::Classifier,
+        }
     }
 }
 
@@ -130,9 +187,19 @@ impl ModelConfig {
         }
     }
 
-    /// Checks the config itself: a valid front end and ten classes.
+    /// Checks the config itself: a valid front end and ten classes (a string model: the tcn
+    /// network, blank and the ten digits).
     pub fn validate(&self) -> Result<()> {
         self.features.validate()?;
+        match (self.head, self.arch) {
+            (Head::Ctc, Arch::Tcn) => return crate::ctc::validate(self),
+            (Head::Ctc, _) | (Head::Classifier, Arch::Tcn) => {
+                return Err(Error::Config(
+                    "the ctc head goes with the tcn network, and only with it".to_string(),
+                ));
+            }
+            (Head::Classifier, _) => {}
+        }
         if self.num_classes != NUM_CLASSES {
             return Err(Error::Config(format!("num_classes must be {NUM_CLASSES}")));
         }
@@ -178,6 +245,7 @@ impl ModelConfig {
                 out.push(("head.weight".into(), vec![self.num_classes, 2 * channels[2].1]));
                 out.push(("head.bias".into(), vec![self.num_classes]));
             }
+            Arch::Tcn => out = crate::ctc::parameters(&self.features),
         }
         out.sort();
         out
@@ -284,6 +352,12 @@ impl Model {
                     Conv::folded(weight, &gamma, &beta, &mean, &var)
                 });
                 Net::Compact { convs, head: Dense::new(take("head.weight"), take("head.bias")) }
+            }
+            Arch::Tcn => {
+                return Err(Error::model(
+                    origin,
+                    "a string model (head ctc): it reads whole utterances, not 1 s clips (load it as one)",
+                ));
             }
         };
         Ok(Model { config, net })
@@ -615,7 +689,7 @@ impl Maps {
 
 /// A read-only matrix view with explicit strides.
 #[derive(Debug, Clone, Copy)]
-struct Mat<'a> {
+pub(crate) struct Mat<'a> {
     data: &'a [f32],
     row_stride: usize,
     col_stride: usize,
@@ -623,7 +697,7 @@ struct Mat<'a> {
 
 impl<'a> Mat<'a> {
     /// A row-major matrix with `cols` columns.
-    fn rows(data: &'a [f32], cols: usize) -> Self {
+    pub(crate) fn rows(data: &'a [f32], cols: usize) -> Self {
         Mat { data, row_stride: cols, col_stride: 1 }
     }
 
@@ -636,7 +710,7 @@ impl<'a> Mat<'a> {
 /// `c[m, n] += a[m, k] * b[k, n]`, `c` row-major. Uses `matrixmultiply` (SIMD kernels picked at
 /// run time) after checking that every index is in bounds.
 #[allow(clippy::indexing_slicing, reason = "shapes checked against the architecture at load")]
-fn gemm(m: usize, k: usize, n: usize, a: Mat, b: Mat, c: &mut [f32]) {
+pub(crate) fn gemm(m: usize, k: usize, n: usize, a: Mat, b: Mat, c: &mut [f32]) {
     if m == 0 || n == 0 || k == 0 {
         return;
     }

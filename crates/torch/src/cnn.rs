@@ -138,6 +138,9 @@ impl Classifier {
         let net = match config.arch {
             Arch::Original => Net::Original(OriginalNet::new(&vs.root(), &config)),
             Arch::Compact | Arch::Wide => Net::Compact(CompactNet::new(&vs.root(), &config)),
+            Arch::Tcn => {
+                return Err(Error::Config("a string model (tcn): see spoken_digits_torch::ctc".into()));
+            }
         };
         Ok(Classifier { vs, net, config })
     }

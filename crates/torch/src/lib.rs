@@ -1,4 +1,4 @@
-//! Training the spoken-digit CNN with libtorch (through tch).
+//! Training the spoken-digit CNN and the string model ([`ctc`]) with libtorch (through tch).
 //!
 //! Kept apart from the `spoken-digits` crate on purpose: prediction and the live recogniser use
 //! that crate's pure-Rust forward pass ([`spoken_digits::model::Model`]) and must not link
@@ -6,6 +6,7 @@
 //! this crate. Both crates read and write the same safetensors files.
 
 pub mod cnn;
+pub mod ctc;
 pub mod train;
 
 pub use tch::Device;

@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use spoken_digits::dataset::{Recording, Sets, Split};
 use spoken_digits::metrics::Scores;
-use spoken_digits::model::{ModelConfig, argmax};
+use spoken_digits::model::{Head, ModelConfig, argmax};
 use spoken_digits::train::{
     Batch, EpochStats, Featurised, FoldResult, Keep, LosoReport, Progress, TrainConfig, TrainReport, labels,
     load_set, produce,
@@ -142,7 +142,12 @@ pub fn train(
 
     tch::manual_seed(cfg.seed as i64);
     let mut model = Classifier::new(
-        ModelConfig { arch: cfg.arch, num_classes: NUM_CLASSES, features: fc.clone() },
+        ModelConfig {
+            arch: cfg.arch,
+            num_classes: NUM_CLASSES,
+            features: fc.clone(),
+            head: Head::Classifier,
+        },
         device,
     )?;
     let mut opt = if cfg.weight_decay > 0.0 {
@@ -366,7 +371,12 @@ pub fn compute_only(cfg: &TrainConfig, examples: usize, val_examples: usize, dev
     };
     tch::manual_seed(cfg.seed as i64);
     let model = Classifier::new(
-        ModelConfig { arch: cfg.arch, num_classes: NUM_CLASSES, features: fc.clone() },
+        ModelConfig {
+            arch: cfg.arch,
+            num_classes: NUM_CLASSES,
+            features: fc.clone(),
+            head: Head::Classifier,
+        },
         device,
     )?;
     let mut opt = nn::Adam::default().build(&model.vs, cfg.learning_rate).tch()?;
@@ -415,8 +425,12 @@ mod tests {
 
     #[test]
     fn averaging_weights_takes_the_mean_of_every_variable() {
-        let cfg =
-            ModelConfig { arch: Arch::Wide, num_classes: NUM_CLASSES, features: FeatureConfig::default() };
+        let cfg = ModelConfig {
+            arch: Arch::Wide,
+            num_classes: NUM_CLASSES,
+            features: FeatureConfig::default(),
+            head: spoken_digits::model::Head::Classifier,
+        };
         let model = Classifier::new(cfg, Device::Cpu).unwrap();
         let first = snapshot(&model);
         assert!(

@@ -5,14 +5,15 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use spoken_digits::FeatureConfig;
 use spoken_digits::dataset::{self, Recording};
-use spoken_digits::model::{self, Arch};
+use spoken_digits::model::{self, Arch, Head};
+use spoken_digits::strings::{self, SpliceConfig, StringTrainConfig, WordBank};
 use spoken_digits::train::{self, Keep, Recipe, Schedule, TrainConfig};
 use spoken_digits_cli::{
-    DEFAULT_HOLDOUT, DEFAULT_MODEL, DEFAULT_RECORDINGS, DEFAULT_SYNTHETIC, EpochBars, Verbosity,
-    default_path, default_threads, paint, run, warn,
+    DEFAULT_HOLDOUT, DEFAULT_MODEL, DEFAULT_PHRASES, DEFAULT_RECORDINGS, DEFAULT_STRING_MODEL,
+    DEFAULT_SYNTHETIC, EpochBars, Verbosity, default_path, default_threads, paint, run, warn,
 };
 use spoken_digits_report as plot;
-use spoken_digits_torch::{Device, cnn, train as fit};
+use spoken_digits_torch::{Device, cnn, ctc as fit_strings, train as fit};
 use std::collections::HashSet;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// accuracy per speaker (.speakers.png) and the pooled confusion matrix.
 ///
 /// `--extra-data DIR` adds your own recordings (from `listen --enroll`) to the training set.
+///
+/// `--head ctc` trains the string model instead (it reads a whole utterance and emits a digit
+/// string): CTC on strings of 1-12 digits spliced afresh every step from the split's training
+/// words (FSDD and the synthetic voices but the held-out ones) and on the training voices'
+/// phrases (`--phrases`), AdamW with a cosine schedule. Of the flags below it takes --data,
+/// --synthetic/--no-synthetic, --holdout, --out [default: models/strings.safetensors],
+/// --split (not loso), --seed, --steps, --batch-size, --lr, --weight-decay, --device,
+/// --threads and --torch-threads.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
@@ -65,6 +74,15 @@ struct Args {
     /// [default: models/digits.safetensors; with --split loso: models/loso-<recipe>.metrics.json].
     #[arg(long, short, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// The kind of model: classifier (one digit per utterance) or ctc (the string model).
+    #[arg(long, default_value = "classifier")]
+    head: Head,
+    /// Natural phrases for the string model [default: free-spoken-digit-dataset/phrases].
+    #[arg(long, value_name = "DIR")]
+    phrases: Option<PathBuf>,
+    /// Optimiser steps of the string model, each a batch of fresh strings [default: 3000].
+    #[arg(long)]
+    steps: Option<usize>,
     /// Starting point for every setting below: original or robust.
     #[arg(long, default_value = "robust")]
     recipe: Recipe,
@@ -288,6 +306,9 @@ fn train_main(args: Args) -> anyhow::Result<ExitCode> {
     let holdout_path = args.holdout.clone().unwrap_or_else(|| default_path(DEFAULT_HOLDOUT));
     let device = cnn::parse_device(&args.device)?;
     cnn::set_threads(args.torch_threads);
+    if args.head == Head::Ctc {
+        return train_strings(&args, &data, &holdout_path, device);
+    }
     let loso = args.split == "loso";
     let mut cfg = config(&args)?;
     if !loso {
@@ -384,6 +405,107 @@ fn train_main(args: Args) -> anyhow::Result<ExitCode> {
     for p in &pictures {
         anstream::println!("{n}wrote {}{n:#}", p.display());
     }
+    Ok(if report.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
+}
+
+/// Ctrl-C stops training at the next batch (twice: at once).
+fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupted: stopping after this batch and saving the weights so far (Ctrl-C again to quit at once)");
+    })
+    .context("installing the Ctrl-C handler")?;
+    Ok(stop)
+}
+
+/// `--head ctc`: trains the string model and writes it, its config and its metrics.
+fn train_strings(args: &Args, data: &Path, holdout_path: &Path, device: Device) -> anyhow::Result<ExitCode> {
+    let mut cfg = StringTrainConfig { seed: args.seed, ..StringTrainConfig::default() };
+    if args.split == "loso" {
+        bail!("--head ctc trains one split at a time (official or speaker:<name>)");
+    }
+    cfg.split = args.split.parse()?;
+    if let Some(v) = args.steps {
+        cfg.steps = v;
+    }
+    if let Some(v) = args.batch_size {
+        cfg.batch_size = v;
+    }
+    if let Some(v) = args.lr {
+        cfg.learning_rate = v;
+    }
+    if let Some(v) = args.weight_decay {
+        cfg.weight_decay = v;
+    }
+    if cfg.steps == 0 || cfg.batch_size == 0 {
+        bail!("--steps and --batch-size must be positive");
+    }
+    let holdout =
+        dataset::read_holdout(holdout_path).context("reading the hold-out manifest (run scripts/setup)")?;
+    let fsdd = scan_folder(data, &holdout)?;
+    let synthetic = match &args.synthetic {
+        _ if args.no_synthetic => None,
+        Some(dir) => Some(dir.clone()),
+        None => Some(default_path(DEFAULT_SYNTHETIC)),
+    };
+    let synthetic_words = match &synthetic {
+        Some(dir) => scan_folder(dir, &holdout)?.recordings,
+        None => vec![],
+    };
+    let phrases_dir = args.phrases.clone().unwrap_or_else(|| default_path(DEFAULT_PHRASES));
+    let phrase_files = strings::scan_phrases(&phrases_dir, false)
+        .with_context(|| format!("reading the training phrases in {}", phrases_dir.display()))?;
+    let sets = strings::split_words(&fsdd.recordings, &synthetic_words, &cfg.split, 0.1, cfg.seed)?;
+    for (dir, n) in synthetic
+        .iter()
+        .map(|d| (d, sets.train.len() - sets.train.iter().filter(|r| r.path.starts_with(data)).count()))
+        .chain([(&phrases_dir, phrase_files.len())])
+    {
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+        cfg.sources.push(train::ExtraData { dir, recordings: n });
+    }
+    let quiet = args.verbosity.quiet;
+    let mut progress = EpochBars::new(quiet);
+    use spoken_digits::train::Progress as _;
+    progress.stage(&format!(
+        "string model: {} training words, {} phrases of the training voices, {} validation words, split {}, {} steps of {}",
+        sets.train.len(),
+        phrase_files.len(),
+        sets.val.len(),
+        cfg.split,
+        cfg.steps,
+        cfg.batch_size
+    ));
+    let rate = cfg.features.sample_rate;
+    let bank = WordBank::load(&sets.train, rate, cfg.max_seconds, args.threads)?;
+    let val_bank = WordBank::load(&sets.val, rate, cfg.max_seconds, args.threads)?;
+    let val: Vec<strings::Labelled> = val_bank
+        .strings(&SpliceConfig::test((1, strings::MAX_DIGITS), (0.0, 80.0)), cfg.val_strings, cfg.seed)?
+        .into_iter()
+        .map(|u| (u.samples, u.digits))
+        .collect();
+    let phrases = strings::load_phrases(&phrase_files, rate, cfg.max_seconds, args.threads)?;
+    let stop = stop_flag()?;
+    let (net, mut report) = fit_strings::train(&cfg, &bank, &phrases, &val, device, &mut progress, &stop)?;
+    report.val_words = val_bank.len();
+    if report.steps_done == 0 {
+        bail!("interrupted before the first step finished; nothing was written");
+    }
+    let out = args.out.clone().unwrap_or_else(|| default_path(DEFAULT_STRING_MODEL));
+    fit_strings::save(&net, &report, &out).with_context(|| format!("writing {}", out.display()))?;
+    let s = paint::STRONG;
+    anstream::println!("\n{s}validation strings ({} split, 1-12 digits, 0-80 ms gaps):{s:#}", cfg.split);
+    print!("{}", report.val);
+    let n = paint::NOTE;
+    anstream::println!(
+        "\n{n}wrote {} (+ .json config, .metrics.json) in {:.1} s{n:#}",
+        out.display(),
+        report.seconds
+    );
     Ok(if report.interrupted { ExitCode::from(130) } else { ExitCode::SUCCESS })
 }
 

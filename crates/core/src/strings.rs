@@ -1,0 +1,707 @@
+// Word lists and file names come from outside: no indexing that could panic on them.
+#![deny(clippy::indexing_slicing)]
+//! Digit strings for the string model ([`crate::ctc`]): the data it learns from and is scored
+//! on, all of it made here from seeded draws.
+//!
+//! - Spliced strings ([`WordBank::splice`]): single words (FSDD and the synthetic voices of
+//!   `scripts/synthesize-voices`) trimmed of silence and joined into strings of 1-12 digits, one
+//!   speaker per string, with gaps from an overlap (a crossfade of up to 50 ms) to 300 ms,
+//!   per-word gain and speed, random equalisation, noise, and silence before and after. Each
+//!   string knows its digits and each word's span.
+//! - Natural phrases ([`scan_phrases`]): whole strings said by speech synthesisers
+//!   (`scripts/synthesize-phrases`), named `<digits>_<voice>_<n>.wav`, with the coarticulation
+//!   that splicing lacks.
+//!
+//! The words of a split come from [`crate::dataset::split`] (a held-out speaker's words only in
+//! its test strings, FSDD's index 0-4 in the official split's), and the synthetic voices named
+//! by [`HELD_OUT_VOICES`] are kept out of training in every split, single words and phrases
+//! alike, so that their phrases measure voices the model never heard.
+
+use crate::augment::{add_noise, peaking_filter};
+use crate::dataset::{Recording, Split};
+use crate::features::speech_segment;
+use crate::{Error, Mfcc, NUM_CLASSES, Result, audio};
+use rand::rngs::StdRng;
+use rand::{Rng, RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Voices of the synthesisers held out of the string model's training (name prefixes, as the
+/// synthetic words' speakers and the phrases' voices are named): flite's US female `slt` and
+/// espeak-ng's Caribbean accent (`en-029`, all fourteen variants).
+pub const HELD_OUT_VOICES: [&str; 2] = ["slt", "espen029"];
+
+/// The longest string the data holds (and the string model is trained on).
+pub const MAX_DIGITS: usize = 12;
+
+/// Words are trimmed where they fall this many dB below their loudest 16 ms (the classifier's
+/// trim).
+const TRIM_DB: f32 = 40.0;
+
+/// Whether a synthetic voice (or word speaker, such as `slt3`) is one of [`HELD_OUT_VOICES`].
+pub fn is_held_out_voice(voice: &str) -> bool {
+    HELD_OUT_VOICES.iter().any(|prefix| voice.starts_with(prefix))
+}
+
+/// One spoken digit, trimmed of the silence around it.
+#[derive(Debug, Clone)]
+pub struct Word {
+    pub digit: u8,
+    pub speaker: String,
+    pub samples: Vec<f32>,
+}
+
+/// A string of digits as audio: its samples, its digits and each digit's span (seconds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Utterance {
+    pub samples: Vec<f32>,
+    pub digits: Vec<u8>,
+    /// Start and end of each word, in seconds from the utterance's start.
+    pub spans: Vec<(f64, f64)>,
+}
+
+/// How strings are spliced from words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpliceConfig {
+    /// Fewest and most digits per string (drawn uniformly).
+    pub digits: (usize, usize),
+    /// Gap between words in ms, drawn uniformly; below 0 the words overlap, crossfaded.
+    pub gap_ms: (f32, f32),
+    /// Silence before the first and after the last word, in ms.
+    pub silence_ms: (f32, f32),
+    /// Per-word gain range in dB.
+    pub gain_db: (f32, f32),
+    /// Per-word speed range (playback-rate factor); `(1, 1)`: off.
+    pub speed: (f32, f32),
+    /// Probability of random equalisation of the whole string (three peaking filters of up to
+    /// `eq_db`), and of white noise at an SNR drawn from `snr_db`.
+    pub p: f64,
+    pub eq_db: f32,
+    pub snr_db: (f32, f32),
+}
+
+impl SpliceConfig {
+    /// The training strings: every length, overlaps to long pauses, the wild recordings'
+    /// variety (the robust recipe's equalisation and noise; speed and gain per word).
+    pub fn training() -> Self {
+        SpliceConfig {
+            digits: (1, MAX_DIGITS),
+            gap_ms: (-50.0, 300.0),
+            silence_ms: (30.0, 500.0),
+            gain_db: (-6.0, 6.0),
+            speed: (0.9, 1.1),
+            p: 0.5,
+            eq_db: 15.0,
+            snr_db: (5.0, 30.0),
+        }
+    }
+
+    /// Clean test strings of `digits` lengths with gaps of `gap_ms` (the target: 3-10
+    /// digits, 0-80 ms), 200 ms of silence around them.
+    pub fn test(digits: (usize, usize), gap_ms: (f32, f32)) -> Self {
+        SpliceConfig {
+            digits,
+            gap_ms,
+            silence_ms: (200.0, 200.0),
+            gain_db: (0.0, 0.0),
+            speed: (1.0, 1.0),
+            p: 0.0,
+            eq_db: 0.0,
+            snr_db: (0.0, 0.0),
+        }
+    }
+
+    /// Checks the ranges.
+    pub fn validate(&self) -> Result<()> {
+        let (lo, hi) = self.digits;
+        let ordered = |(a, b): (f32, f32)| a.is_finite() && b.is_finite() && a <= b;
+        if lo == 0 || lo > hi || hi > MAX_DIGITS {
+            return Err(Error::Config(format!("string lengths must lie in 1..={MAX_DIGITS}, fewest first")));
+        }
+        if !ordered(self.gap_ms) || self.gap_ms.0 < -MAX_OVERLAP_MS {
+            return Err(Error::Config(format!("gaps must be ordered and at least -{MAX_OVERLAP_MS} ms")));
+        }
+        if !(ordered(self.silence_ms) && self.silence_ms.0 >= 0.0 && ordered(self.gain_db)) {
+            return Err(Error::Config("silence and gain ranges must be ordered, silence >= 0".into()));
+        }
+        if !(ordered(self.speed) && self.speed.0 > 0.0 && ordered(self.snr_db)) {
+            return Err(Error::Config("speed and SNR ranges must be ordered, speed > 0".into()));
+        }
+        if !(0.0..=1.0).contains(&self.p) {
+            return Err(Error::Config("the augmentation probability must be in [0, 1]".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The longest overlap of two words (ms): a crossfade beyond it would swallow short words.
+pub const MAX_OVERLAP_MS: f32 = 50.0;
+
+/// Words grouped by speaker, to splice strings from.
+#[derive(Debug, Clone, Default)]
+pub struct WordBank {
+    speakers: Vec<(String, Vec<Word>)>,
+    sample_rate: u32,
+    words: usize,
+}
+
+impl WordBank {
+    /// Reads, resamples to `sample_rate` and trims `recordings` on `threads` threads.
+    pub fn load(
+        recordings: &[Recording],
+        sample_rate: u32,
+        max_seconds: f64,
+        threads: usize,
+    ) -> Result<Self> {
+        let mfcc = Mfcc::new(&crate::FeatureConfig::default())?;
+        let words = mfcc.par_map(recordings, threads, |_, _, r| -> Result<Word> {
+            let samples = audio::load(&r.path, sample_rate, max_seconds)?;
+            let kept = samples.get(speech_segment(&samples, sample_rate, TRIM_DB)).unwrap_or(&samples);
+            Ok(Word { digit: r.digit, speaker: r.speaker.clone(), samples: kept.to_vec() })
+        })?;
+        let words = words.into_iter().collect::<Result<Vec<_>>>()?;
+        Ok(WordBank::from_words(words, sample_rate))
+    }
+
+    /// A bank of words already in memory.
+    pub fn from_words(words: Vec<Word>, sample_rate: u32) -> Self {
+        let mut bank = WordBank { sample_rate, ..WordBank::default() };
+        for word in words {
+            if word.samples.is_empty() {
+                continue;
+            }
+            bank.words += 1;
+            match bank.speakers.iter_mut().find(|(s, _)| *s == word.speaker) {
+                Some((_, list)) => list.push(word),
+                None => bank.speakers.push((word.speaker.clone(), vec![word])),
+            }
+        }
+        bank
+    }
+
+    /// How many words it holds.
+    pub fn len(&self) -> usize {
+        self.words
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words == 0
+    }
+
+    /// One string: a speaker drawn in proportion to their words (so FSDD's speakers, with
+    /// hundreds of words each, weigh as much as their share of the data), then that speaker's
+    /// words drawn at random, joined as `cfg` says.
+    pub fn splice<R: Rng + ?Sized>(&self, cfg: &SpliceConfig, rng: &mut R) -> Result<Utterance> {
+        if self.words == 0 {
+            return Err(Error::Dataset("no words to splice strings from".into()));
+        }
+        let mut pick = rng.random_range(0..self.words);
+        let mut chosen = None;
+        for (_, list) in &self.speakers {
+            if pick < list.len() {
+                chosen = Some(list);
+                break;
+            }
+            pick -= list.len();
+        }
+        let list = chosen.ok_or_else(|| Error::Dataset("no words to splice strings from".into()))?;
+        let n = rng.random_range(cfg.digits.0..=cfg.digits.1);
+        let words: Vec<&Word> = (0..n).filter_map(|_| list.get(rng.random_range(0..list.len()))).collect();
+        Ok(join(&words, cfg, self.sample_rate, rng))
+    }
+
+    /// `count` strings drawn with a generator seeded by `seed` (the same strings every time).
+    pub fn strings(&self, cfg: &SpliceConfig, count: usize, seed: u64) -> Result<Vec<Utterance>> {
+        cfg.validate()?;
+        let mut rng = StdRng::seed_from_u64(seed);
+        (0..count).map(|_| self.splice(cfg, &mut rng)).collect()
+    }
+}
+
+/// Joins `words` into one utterance (see [`SpliceConfig`]).
+fn join<R: Rng + ?Sized>(words: &[&Word], cfg: &SpliceConfig, rate: u32, rng: &mut R) -> Utterance {
+    let per_ms = f64::from(rate) / 1000.0;
+    let samples_of = |ms: f32| (f64::from(ms) * per_ms).round() as i64;
+    let draw = |rng: &mut R, (a, b): (f32, f32)| if a < b { rng.random_range(a..=b) } else { a };
+    let mut out: Vec<f32> = vec![0.0; samples_of(draw(rng, cfg.silence_ms)).max(0) as usize];
+    let mut spans = Vec::with_capacity(words.len());
+    for (i, word) in words.iter().enumerate() {
+        let speed = draw(rng, cfg.speed);
+        let gain = 10f32.powf(draw(rng, cfg.gain_db) / 20.0);
+        let mut w = if speed == 1.0 { word.samples.clone() } else { stretch(&word.samples, speed) };
+        w.iter_mut().for_each(|s| *s *= gain);
+        let mut start = out.len();
+        if i > 0 {
+            let gap = samples_of(draw(rng, cfg.gap_ms));
+            if gap >= 0 {
+                out.resize(out.len() + gap as usize, 0.0);
+                start = out.len();
+            } else {
+                // Overlap: at most half of either word, crossfaded linearly.
+                let previous = spans.last().map_or(0, |&(s, e): &(usize, usize)| e - s);
+                let overlap = ((-gap) as usize).min(previous / 2).min(w.len() / 2);
+                start = out.len() - overlap;
+                for k in 0..overlap {
+                    let fade = (k as f32 + 0.5) / overlap as f32;
+                    if let (Some(o), Some(s)) = (out.get_mut(start + k), w.get(k)) {
+                        *o = *o * (1.0 - fade) + s * fade;
+                    }
+                }
+                out.extend(w.iter().skip(overlap));
+                spans.push((start, start + w.len()));
+                continue;
+            }
+        }
+        out.extend_from_slice(&w);
+        spans.push((start, start + w.len()));
+    }
+    let after = samples_of(draw(rng, cfg.silence_ms)).max(0) as usize;
+    out.resize(out.len() + after, 0.0);
+    if cfg.p > 0.0 && cfg.eq_db > 0.0 && rng.random_bool(cfg.p) {
+        for _ in 0..3 {
+            // The robust recipe's equaliser: centres 160 Hz to 3.6 kHz at 8 kHz.
+            let centre = rng.random_range(0.02f32.ln()..=0.45f32.ln()).exp();
+            let q = rng.random_range(0.7..=2.0);
+            peaking_filter(&mut out, centre, q, rng.random_range(-cfg.eq_db..=cfg.eq_db));
+        }
+    }
+    if cfg.p > 0.0 && rng.random_bool(cfg.p) {
+        // The SNR is relative to the whole string's mean power, silences included.
+        add_noise(&mut out, draw(rng, cfg.snr_db), rng);
+    }
+    let seconds = |s: usize| s as f64 / f64::from(rate.max(1));
+    Utterance {
+        samples: out,
+        digits: words.iter().map(|w| w.digit).collect(),
+        spans: spans.into_iter().map(|(s, e)| (seconds(s), seconds(e))).collect(),
+    }
+}
+
+/// The samples played `factor` times faster (linear interpolation): `len / factor` samples.
+fn stretch(samples: &[f32], factor: f32) -> Vec<f32> {
+    let n = (samples.len() as f32 / factor).floor() as usize;
+    (0..n)
+        .map(|i| {
+            let pos = i as f32 * factor;
+            let j = pos as usize;
+            let frac = pos - j as f32;
+            match (samples.get(j), samples.get(j + 1)) {
+                (Some(a), Some(b)) => a + (b - a) * frac,
+                (Some(a), None) => *a,
+                _ => 0.0,
+            }
+        })
+        .collect()
+}
+
+/// The words of a split for the string model: [`crate::dataset::split`] of the FSDD
+/// recordings (its train, validation and test words), the synthetic words of every voice but
+/// the [`HELD_OUT_VOICES`] added to training.
+pub fn split_words(
+    fsdd: &[Recording],
+    synthetic: &[Recording],
+    split: &Split,
+    val_fraction: f64,
+    seed: u64,
+) -> Result<crate::dataset::Sets> {
+    let extra: Vec<Recording> =
+        synthetic.iter().filter(|r| !is_held_out_voice(&r.speaker)).cloned().collect();
+    crate::dataset::split_with_extra(fsdd, &extra, split, val_fraction, seed)
+}
+
+/// One natural phrase: a file and the digits it says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Phrase {
+    pub path: PathBuf,
+    pub digits: Vec<u8>,
+    pub voice: String,
+}
+
+/// `(digits, voice)` from a phrase name like `4159_awb_12.wav`, or `None`.
+pub fn parse_phrase_name(name: &str) -> Option<(Vec<u8>, String)> {
+    let stem = name.strip_suffix(".wav")?;
+    let mut parts = stem.splitn(3, '_');
+    let label = parts.next()?;
+    let voice = parts.next()?;
+    parts.next()?.parse::<u32>().ok()?;
+    let digits = digits_of(label)?;
+    (!digits.is_empty() && digits.len() <= MAX_DIGITS && !voice.is_empty())
+        .then(|| (digits, voice.to_string()))
+}
+
+/// The digits of a text such as `"4159"`, or `None` when it holds anything else.
+pub fn digits_of(text: &str) -> Option<Vec<u8>> {
+    text.chars().map(|c| c.to_digit(10).map(|d| d as u8).filter(|&d| usize::from(d) < NUM_CLASSES)).collect()
+}
+
+/// The phrases of `dir` (sorted by name); `held_out` picks the held-out voices' phrases (for
+/// testing), else the training voices'.
+pub fn scan_phrases(dir: &Path, held_out: bool) -> Result<Vec<Phrase>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut out = vec![];
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        if let Some((digits, voice)) = parse_phrase_name(&name)
+            && is_held_out_voice(&voice) == held_out
+        {
+            out.push(Phrase { path, digits, voice });
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::Dataset(format!(
+            "no {} phrases named <digits>_<voice>_<n>.wav in {} (run scripts/setup)",
+            if held_out { "held-out" } else { "training" },
+            dir.display()
+        )));
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// Everything that defines a string model's training run (saved in its metrics file).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StringTrainConfig {
+    /// Whose words train and whose test: [`split_words`].
+    pub split: Split,
+    pub seed: u64,
+    /// Optimiser steps (each one batch of fresh strings: the data never repeats).
+    pub steps: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    /// AdamW's decoupled weight decay.
+    pub weight_decay: f64,
+    /// Share of each batch taken from the training voices' natural phrases (with the splices'
+    /// silence, gain, speed, equalisation and noise); the rest is spliced.
+    pub phrase_share: f64,
+    pub splice: SpliceConfig,
+    /// The front end (its clip length unused: utterances are read whole).
+    pub features: crate::FeatureConfig,
+    /// Validation strings (spliced from the validation words) scored during training.
+    pub val_strings: usize,
+    pub max_seconds: f64,
+    /// Where the synthetic words and the phrases came from, and how many were used.
+    #[serde(default)]
+    pub sources: Vec<crate::train::ExtraData>,
+}
+
+impl Default for StringTrainConfig {
+    fn default() -> Self {
+        StringTrainConfig {
+            split: Split::Official,
+            seed: 42,
+            steps: 3000,
+            batch_size: 32,
+            learning_rate: 2e-3,
+            weight_decay: 1e-3,
+            phrase_share: 0.25,
+            splice: SpliceConfig::training(),
+            features: crate::ctc::default_config().features,
+            val_strings: 200,
+            max_seconds: audio::DEFAULT_MAX_SECONDS,
+            sources: vec![],
+        }
+    }
+}
+
+/// What a string model's training run reports; written as its metrics JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StringTrainReport {
+    pub config: StringTrainConfig,
+    /// Training words (FSDD and synthetic) and phrases, validation words.
+    pub train_words: usize,
+    pub train_phrases: usize,
+    pub val_words: usize,
+    /// One entry per tenth of the run: `train_loss` the mean CTC loss, `train_accuracy` the
+    /// share of training strings read exactly (greedy), `val_*` the same on the validation
+    /// strings.
+    pub history: Vec<crate::train::EpochStats>,
+    /// The validation strings read by the final weights (greedy).
+    pub val: SequenceScores,
+    pub steps_done: usize,
+    pub interrupted: bool,
+    pub seconds: f64,
+}
+
+/// A batch for the string model: inputs padded with silence (0) to the longest, and targets.
+pub struct StringBatch {
+    /// `[batch][n_mels][frames]`, flat.
+    pub features: Vec<f32>,
+    pub frames: usize,
+    /// Each utterance's own frames.
+    pub lengths: Vec<usize>,
+    /// Every utterance's digits, one after another.
+    pub digits: Vec<u8>,
+    pub digit_counts: Vec<usize>,
+}
+
+/// Audio and digits, as the trainer holds a phrase.
+pub type Labelled = (Vec<f32>, Vec<u8>);
+
+/// A phrase dressed like a spliced string: silence around it, gain, speed, equalisation, noise.
+pub fn dress<R: Rng + ?Sized>(samples: &[f32], cfg: &SpliceConfig, rate: u32, rng: &mut R) -> Vec<f32> {
+    let word = Word { digit: 0, speaker: String::new(), samples: samples.to_vec() };
+    join(&[&word], cfg, rate, rng).samples
+}
+
+/// Batches from utterances: features over each whole utterance, padded to the longest.
+pub fn batch_of(utterances: &[Labelled], features: &crate::FeatureConfig) -> Result<StringBatch> {
+    let maps = utterances
+        .iter()
+        .map(|(s, _)| crate::ctc::utterance_features(features, s))
+        .collect::<Result<Vec<_>>>()?;
+    let frames = maps.iter().map(|(_, f)| *f).max().unwrap_or(0);
+    let bands = features.n_mels;
+    let mut out = vec![0.0; utterances.len() * bands * frames];
+    for ((map, f), dst) in maps.iter().zip(out.chunks_exact_mut((bands * frames).max(1))) {
+        for (row, src) in dst.chunks_exact_mut(frames.max(1)).zip(map.chunks_exact((*f).max(1))) {
+            if let Some(d) = row.get_mut(..*f) {
+                d.copy_from_slice(src);
+            }
+        }
+    }
+    Ok(StringBatch {
+        features: out,
+        frames,
+        lengths: maps.iter().map(|(_, f)| *f).collect(),
+        digits: utterances.iter().flat_map(|(_, d)| d.iter().copied()).collect(),
+        digit_counts: utterances.iter().map(|(_, d)| d.len()).collect(),
+    })
+}
+
+/// Seed of one batch: a pure function of the run's seed and the step.
+fn batch_seed(seed: u64, step: usize) -> u64 {
+    let mut x = seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// The training batches of every step, made ahead of the training step (spliced strings from
+/// `bank`, a share of dressed `phrases`); stops when the receiver goes away.
+pub fn produce_strings(
+    cfg: &StringTrainConfig,
+    bank: &WordBank,
+    phrases: &[Labelled],
+    tx: std::sync::mpsc::SyncSender<StringBatch>,
+) -> Result<()> {
+    let rate = cfg.features.sample_rate;
+    for step in 0..cfg.steps {
+        let mut rng = StdRng::seed_from_u64(batch_seed(cfg.seed, step));
+        let mut items = Vec::with_capacity(cfg.batch_size);
+        for _ in 0..cfg.batch_size {
+            let phrase = if phrases.is_empty() || !rng.random_bool(cfg.phrase_share) {
+                None
+            } else {
+                phrases.get(rng.random_range(0..phrases.len()))
+            };
+            match phrase {
+                Some((samples, digits)) => {
+                    items.push((dress(samples, &cfg.splice, rate, &mut rng), digits.clone()))
+                }
+                None => {
+                    let u = bank.splice(&cfg.splice, &mut rng)?;
+                    items.push((u.samples, u.digits));
+                }
+            }
+        }
+        if tx.send(batch_of(&items, &cfg.features)?).is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Reads phrases at `rate` on `threads` threads.
+pub fn load_phrases(
+    phrases: &[Phrase],
+    rate: u32,
+    max_seconds: f64,
+    threads: usize,
+) -> Result<Vec<Labelled>> {
+    let mfcc = Mfcc::new(&crate::FeatureConfig::default())?;
+    mfcc.par_map(phrases, threads, |_, _, p| {
+        audio::load(&p.path, rate, max_seconds).map(|s| (s, p.digits.clone()))
+    })?
+    .into_iter()
+    .collect()
+}
+
+/// Reads every utterance with `model` on `threads` threads and scores the strings against
+/// their digits; `lengths` gives each one's length constraint from its reference (`None`:
+/// greedy).
+pub fn score_strings<F>(
+    model: &crate::ctc::StringModel,
+    items: &[Labelled],
+    lengths: F,
+    threads: usize,
+) -> Result<SequenceScores>
+where
+    F: Fn(&[u8]) -> Option<crate::ctc::Lengths> + Sync,
+{
+    let mfcc = Mfcc::new(&crate::FeatureConfig::default())?;
+    let readings =
+        mfcc.par_map(items, threads, |_, _, (samples, digits)| model.read(samples, lengths(digits)))?;
+    let mut scores = SequenceScores::default();
+    for ((_, digits), reading) in items.iter().zip(readings) {
+        scores.add(digits, &reading?.values());
+    }
+    Ok(scores)
+}
+
+/// Scores of strings read against their references: the digit error rate (edits over the
+/// reference digits) and exact strings, overall and by length.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SequenceScores {
+    pub strings: usize,
+    pub exact: usize,
+    pub edits: usize,
+    pub digits: usize,
+    /// Index `n - 1`: the strings of `n` digits.
+    pub by_length: Vec<LengthScores>,
+}
+
+/// The strings of one length.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LengthScores {
+    pub length: usize,
+    pub strings: usize,
+    pub exact: usize,
+    pub edits: usize,
+}
+
+impl SequenceScores {
+    /// Scores one string.
+    pub fn add(&mut self, reference: &[u8], hypothesis: &[u8]) {
+        let edits = crate::ctc::edit_distance(reference, hypothesis);
+        let exact = usize::from(edits == 0);
+        self.strings += 1;
+        self.exact += exact;
+        self.edits += edits;
+        self.digits += reference.len();
+        let n = reference.len().max(1);
+        while self.by_length.len() < n {
+            let length = self.by_length.len() + 1;
+            self.by_length.push(LengthScores { length, ..LengthScores::default() });
+        }
+        if let Some(l) = self.by_length.get_mut(n - 1) {
+            l.strings += 1;
+            l.exact += exact;
+            l.edits += edits;
+        }
+    }
+
+    /// Edits per reference digit.
+    pub fn digit_error_rate(&self) -> f64 {
+        self.edits as f64 / self.digits.max(1) as f64
+    }
+
+    /// Share of strings read exactly.
+    pub fn exact_rate(&self) -> f64 {
+        self.exact as f64 / self.strings.max(1) as f64
+    }
+}
+
+impl std::fmt::Display for SequenceScores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} strings, {} digits: digit error rate {:.2}%, exact strings {:.1}%",
+            self.strings,
+            self.digits,
+            100.0 * self.digit_error_rate(),
+            100.0 * self.exact_rate()
+        )?;
+        writeln!(f, "{:>7} {:>8} {:>8} {:>8}", "digits", "strings", "exact", "DER")?;
+        for l in self.by_length.iter().filter(|l| l.strings > 0) {
+            writeln!(
+                f,
+                "{:>7} {:>8} {:>7.1}% {:>7.2}%",
+                l.length,
+                l.strings,
+                100.0 * l.exact as f64 / l.strings as f64,
+                100.0 * l.edits as f64 / (l.strings * l.length) as f64
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn bank() -> WordBank {
+        // Two speakers; each word a tone of its own length, so splices can be checked.
+        let words = (0..2)
+            .flat_map(|s| {
+                (0..10u8).map(move |d| Word {
+                    digit: d,
+                    speaker: format!("s{s}"),
+                    samples: (0..800 + 100 * usize::from(d)).map(|i| (i as f32 * 0.3).sin() * 0.5).collect(),
+                })
+            })
+            .collect();
+        WordBank::from_words(words, 8000)
+    }
+
+    #[test]
+    fn clean_strings_put_each_word_where_its_span_says() {
+        let cfg = SpliceConfig::test((3, 10), (0.0, 80.0));
+        let strings = bank().strings(&cfg, 50, 3).unwrap();
+        for u in &strings {
+            assert!((3..=10).contains(&u.digits.len()));
+            assert_eq!(u.spans.len(), u.digits.len());
+            // 200 ms of silence, then each word's exact length, gaps of 0-80 ms.
+            assert!((u.spans[0].0 - 0.2).abs() < 1e-9);
+            for (k, (&(s, e), &d)) in u.spans.iter().zip(&u.digits).enumerate() {
+                assert!(((e - s) * 8000.0 - (800.0 + 100.0 * f64::from(d))).abs() < 0.5);
+                if k > 0 {
+                    let gap = s - u.spans[k - 1].1;
+                    assert!((-1e-9..=0.080 + 1e-9).contains(&gap), "gap {gap}");
+                }
+            }
+            let end = u.spans.last().unwrap().1;
+            assert!((u.samples.len() as f64 / 8000.0 - end - 0.2).abs() < 1e-3);
+        }
+        // Seeded: the same strings again, others with another seed.
+        assert_eq!(bank().strings(&cfg, 50, 3).unwrap(), strings);
+        assert_ne!(bank().strings(&cfg, 50, 4).unwrap(), strings);
+    }
+
+    #[test]
+    fn training_strings_overlap_and_vary() {
+        let cfg = SpliceConfig::training();
+        let strings = bank().strings(&cfg, 300, 1).unwrap();
+        let lengths: Vec<usize> = strings.iter().map(|u| u.digits.len()).collect();
+        assert_eq!((lengths.iter().min(), lengths.iter().max()), (Some(&1), Some(&MAX_DIGITS)));
+        let overlapped = strings.iter().any(|u| u.spans.windows(2).any(|w| w[1].0 < w[0].1));
+        assert!(overlapped, "some words overlap");
+        assert!(strings.iter().all(|u| u.samples.iter().all(|s| s.is_finite())));
+    }
+
+    #[test]
+    fn phrase_names_give_their_digits() {
+        assert_eq!(parse_phrase_name("4159_awb_12.wav"), Some((vec![4, 1, 5, 9], "awb".into())));
+        assert_eq!(parse_phrase_name("0_espen029f1_0.wav"), Some((vec![0], "espen029f1".into())));
+        assert_eq!(parse_phrase_name("41a9_awb_1.wav"), None);
+        assert_eq!(parse_phrase_name("4159_awb.wav"), None);
+        assert_eq!(parse_phrase_name("1234567890123_awb_1.wav"), None);
+        assert!(is_held_out_voice("slt3") && is_held_out_voice("espen029klatt"));
+        assert!(!is_held_out_voice("espenusf1") && !is_held_out_voice("awb0"));
+    }
+
+    #[test]
+    fn bad_ranges_are_refused() {
+        for cfg in [
+            SpliceConfig { digits: (0, 3), ..SpliceConfig::training() },
+            SpliceConfig { digits: (5, 13), ..SpliceConfig::training() },
+            SpliceConfig { gap_ms: (-80.0, 0.0), ..SpliceConfig::training() },
+            SpliceConfig { speed: (0.0, 1.0), ..SpliceConfig::training() },
+        ] {
+            assert!(cfg.validate().is_err(), "{cfg:?}");
+        }
+        assert!(SpliceConfig::training().validate().is_ok());
+    }
+}
