@@ -284,7 +284,6 @@ impl StringModel {
                 out[t * CTC_CLASSES + c] = logits[c * w + t];
             }
         }
-        let _ = h;
         Ok(out)
     }
 

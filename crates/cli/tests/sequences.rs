@@ -1,0 +1,50 @@
+//! `evaluate --sequences` end to end: the shipped string model on strings spliced from FSDD's
+//! official test words, the held-out voices' phrases and single digits, through the binary.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+use std::process::Command;
+
+const EVALUATE: &str = env!("CARGO_BIN_EXE_evaluate");
+
+fn rate(section: &serde_json::Value) -> (f64, f64) {
+    let n = |k: &str| section[k].as_f64().unwrap();
+    (n("edits") / n("digits"), n("exact") / n("strings"))
+}
+
+#[test]
+fn the_shipped_string_model_reads_spliced_strings_phrases_and_single_digits() {
+    let phrases = common::root().join("free-spoken-digit-dataset/phrases");
+    assert!(phrases.is_dir(), "{} is missing: run scripts/setup", phrases.display());
+    let out = Command::new(EVALUATE)
+        .args(["--sequences", "--count", "60", "--threads", "1", "--json"])
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["decoding"], "greedy");
+    assert_eq!(report["spliced"]["strings"], 60);
+    assert_eq!(report["single"]["strings"], 300);
+    // The shipped model's figures (models/strings.sequences.official.json): DER 1.1% on 300
+    // spliced strings, 9.9% on the phrases, 99.0% single digits; a margin for the smaller set.
+    let (spliced_der, _) = rate(&report["spliced"]);
+    let (phrase_der, _) = rate(&report["phrases"]);
+    let (_, single_exact) = rate(&report["single"]);
+    assert!(spliced_der < 0.04, "spliced DER {spliced_der}");
+    assert!(phrase_der < 0.15, "phrase DER {phrase_der}");
+    assert!(single_exact >= 0.97, "single digits {single_exact}");
+}
+
+#[test]
+fn a_classifier_is_not_a_string_model() {
+    let out = Command::new(EVALUATE)
+        .args(["--sequences", "--model", "models/digits.safetensors", "--count", "5"])
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a string model") && err.lines().count() == 1, "{err}");
+}
