@@ -96,6 +96,30 @@ fn check_utterances(rows: &[serde_json::Value]) {
     }
 }
 
+/// A phone's recording (M4A, stereo 44.1 kHz) and a browser's (Ogg Opus, 48 kHz) of the same
+/// sequence give the same groups and digits as the wav.
+#[test]
+fn listen_reads_m4a_and_opus_files_like_the_wav() {
+    let dir = temp_dir("listen-formats");
+    let wav = sequence_wav(&dir, 16000);
+    for (name, args) in [
+        ("phone.m4a", &["-c:a", "aac", "-ac", "2", "-ar", "44100"][..]),
+        ("browser.opus", &["-c:a", "libopus"][..]),
+    ] {
+        let copy = dir.join(name);
+        common::ffmpeg(&wav, &copy, args);
+        let out = Command::new(LISTEN)
+            .args(["--input", copy.to_str().unwrap(), "--no-realtime", "--format", "json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        let rows = json_lines(&text(&out.stdout));
+        assert_eq!(sequences(&rows), expected(), "{name}: {rows:?}");
+        check_utterances(&rows);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn listen_reads_a_wav_through_the_streaming_pipeline() {
     let dir = temp_dir("listen-wav");

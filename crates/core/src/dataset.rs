@@ -254,6 +254,27 @@ mod tests {
     }
 
     #[test]
+    fn scan_takes_every_audio_extension_and_holds_out_copies_of_held_out_recordings() {
+        let dir = std::env::temp_dir().join(format!("spoken-digits-scan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["3_me_0.flac", "3_me_1.WAV", "4_me_0.m4a", "0_george_12.opus", "notes.txt"] {
+            std::fs::write(dir.join(name), b"").unwrap();
+        }
+        let holdout: HashSet<String> = ["0_george_12.wav".to_string()].into();
+        let scan = scan(&dir, &holdout).unwrap();
+        let names: Vec<_> = scan
+            .recordings
+            .iter()
+            .map(|r| r.path.file_name().unwrap().to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(names, ["3_me_0.flac", "3_me_1.WAV", "4_me_0.m4a"]);
+        assert_eq!(scan.held_out, 1);
+        assert_eq!(scan.ignored, [dir.join("notes.txt")]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn official_split_tests_on_index_0_to_4() {
         let sets = split(&fake(6), &Split::Official, 0.1, 1).unwrap();
         assert_eq!(sets.test.len(), 300);

@@ -26,7 +26,7 @@ enum Format {
 ///
 /// Reads wav, FLAC, Ogg Vorbis, Ogg Opus, MP3, M4A/AAC and WebM/Opus, at any sample rate and
 /// channel count; the format is found from the content, not the name. Folders are searched
-/// recursively for files with those extensions (.wav .flac .ogg .oga .opus .mp3 .m4a .mp4 .aac
+/// recursively for files with those extensions (.wav .wave .flac .ogg .oga .opus .mp3 .m4a .mp4 .aac
 /// .webm .mka, any case). Files named `<digit>_...` are scored, and a summary line gives the
 /// accuracy over them. A file that cannot be used is reported with its
 /// reason and the others are still predicted; the exit status is then 1.
