@@ -57,6 +57,55 @@ pub const MU: f32 = 255.0;
 /// `quiet`: the word's speech level (dBFS).
 pub const QUIET_DBFS: f32 = -45.0;
 
+/// How strong each condition is. [`Strengths::SUITE`] is the suite's (the issue's);
+/// [`Strengths::draw`] draws a random set around it for training.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Strengths {
+    pub long_seconds: f32,
+    pub long_noise_db: f32,
+    pub click_silence_seconds: (f32, f32),
+    pub hum_db: f32,
+    pub dc_offset: f32,
+    pub snr_db: f32,
+    pub rt60: f32,
+    pub drr_db: f32,
+    pub clip_fraction: f32,
+    pub quiet_dbfs: f32,
+}
+
+impl Strengths {
+    /// The suite's strengths.
+    pub const SUITE: Strengths = Strengths {
+        long_seconds: LONG_SECONDS,
+        long_noise_db: LONG_NOISE_DB,
+        click_silence_seconds: CLICK_SILENCE_SECONDS,
+        hum_db: HUM_DB,
+        dc_offset: DC_OFFSET,
+        snr_db: NOISE_SNR_DB,
+        rt60: REVERB_RT60,
+        drr_db: REVERB_DRR_DB,
+        clip_fraction: CLIP_FRACTION,
+        quiet_dbfs: QUIET_DBFS,
+    };
+
+    /// Strengths for one augmented training example: ranges around (and past) the suite's, so
+    /// the network learns the kind of condition rather than one setting of it.
+    pub fn draw<R: Rng + ?Sized>(rng: &mut R) -> Strengths {
+        Strengths {
+            long_seconds: rng.random_range(1.2..=4.0),
+            long_noise_db: rng.random_range(20.0..=40.0),
+            click_silence_seconds: (0.05, 1.5),
+            hum_db: rng.random_range(10.0..=30.0),
+            dc_offset: rng.random_range(-0.3..=0.3),
+            snr_db: rng.random_range(5.0..=20.0),
+            rt60: rng.random_range(0.2..=0.9),
+            drr_db: rng.random_range(-3.0..=6.0),
+            clip_fraction: rng.random_range(0.15..=0.6),
+            quiet_dbfs: rng.random_range(-50.0..=-30.0),
+        }
+    }
+}
+
 /// One recording condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -158,6 +207,18 @@ impl Condition {
     /// Applies the condition to a clean clip at `rate` Hz. `voices` are the other speakers'
     /// clips that `babble` mixes in (the others ignore them); `rng` is the file's generator.
     pub fn apply<R: Rng + ?Sized>(self, clip: &[f32], rate: u32, voices: &[&[f32]], rng: &mut R) -> Vec<f32> {
+        self.apply_at(&Strengths::SUITE, clip, rate, voices, rng)
+    }
+
+    /// [`Condition::apply`] at other strengths.
+    pub fn apply_at<R: Rng + ?Sized>(
+        self,
+        k: &Strengths,
+        clip: &[f32],
+        rate: u32,
+        voices: &[&[f32]],
+        rng: &mut R,
+    ) -> Vec<f32> {
         if self == Condition::Clean {
             return clip.to_vec();
         }
@@ -166,9 +227,9 @@ impl Condition {
         let mut out = match self {
             Condition::Clean => clip.to_vec(),
             Condition::Long => {
-                let window = ((LONG_SECONDS * fs) as usize).max(clip.len());
+                let window = ((k.long_seconds * fs) as usize).max(clip.len());
                 let mut noise = coloured_noise(window, rate, room_noise_amplitude, rng);
-                scale_to_rms(&mut noise, level * db_to_amplitude(-LONG_NOISE_DB));
+                scale_to_rms(&mut noise, level * db_to_amplitude(-k.long_noise_db));
                 let at = rng.random_range(0..=window - clip.len());
                 for (n, &s) in noise[at..].iter_mut().zip(clip) {
                     *n += s;
@@ -177,7 +238,7 @@ impl Condition {
             }
             Condition::Click => {
                 let click = ((CLICK_SECONDS * fs).round() as usize).max(1);
-                let silence = (rng.random_range(CLICK_SILENCE_SECONDS.0..=CLICK_SILENCE_SECONDS.1) * fs)
+                let silence = (rng.random_range(k.click_silence_seconds.0..=k.click_silence_seconds.1) * fs)
                     .round() as usize;
                 let mut out = vec![1.0; click];
                 out.resize(click + silence, 0.0);
@@ -202,13 +263,13 @@ impl Condition {
                             .sum()
                     })
                     .collect();
-                scale_to_rms(&mut hum, level * db_to_amplitude(-HUM_DB));
+                scale_to_rms(&mut hum, level * db_to_amplitude(-k.hum_db));
                 clip.iter().zip(&hum).map(|(s, h)| s + h).collect()
             }
-            Condition::Dc => clip.iter().map(|s| s + DC_OFFSET).collect(),
+            Condition::Dc => clip.iter().map(|s| s + k.dc_offset).collect(),
             Condition::Pink => {
                 let mut noise = coloured_noise(clip.len(), rate, pink_amplitude, rng);
-                scale_to_rms(&mut noise, level * db_to_amplitude(-NOISE_SNR_DB));
+                scale_to_rms(&mut noise, level * db_to_amplitude(-k.snr_db));
                 clip.iter().zip(&noise).map(|(s, n)| s + n).collect()
             }
             Condition::Babble => {
@@ -228,13 +289,13 @@ impl Condition {
                 }
                 let babble_level = speech_rms(&babble, rate);
                 if babble_level > 0.0 {
-                    let gain = level * db_to_amplitude(-NOISE_SNR_DB) / babble_level;
+                    let gain = level * db_to_amplitude(-k.snr_db) / babble_level;
                     babble.iter_mut().for_each(|b| *b *= gain);
                 }
                 clip.iter().zip(&babble).map(|(s, b)| s + b).collect()
             }
             Condition::Reverb => {
-                let rir = room_impulse_response(rate, REVERB_RT60, REVERB_DRR_DB, rng);
+                let rir = room_impulse_response(rate, k.rt60, k.drr_db, rng);
                 let mut wet = convolve(clip, &rir);
                 // The echo lengthens the recording; the level stays the word's.
                 let wet_level = speech_rms(&wet, rate);
@@ -248,7 +309,7 @@ impl Condition {
                 // A gain that drives the peak to 1 / CLIP_FRACTION of full scale, then the
                 // converter's full scale: clipped at a quarter of the peak, and loud.
                 let peak = clip.iter().fold(0.0f32, |m, s| m.max(s.abs()));
-                let gain = if peak > 0.0 { 1.0 / (CLIP_FRACTION * peak) } else { 1.0 };
+                let gain = if peak > 0.0 { 1.0 / (k.clip_fraction * peak) } else { 1.0 };
                 clip.iter().map(|s| (s * gain).clamp(-1.0, 1.0)).collect()
             }
             Condition::Phone => {
@@ -257,7 +318,7 @@ impl Condition {
                 band.iter().map(|&s| mu_law(s)).collect()
             }
             Condition::Quiet => {
-                let gain = if level > 0.0 { db_to_amplitude(QUIET_DBFS) / level } else { 1.0 };
+                let gain = if level > 0.0 { db_to_amplitude(k.quiet_dbfs) / level } else { 1.0 };
                 clip.iter().map(|s| s * gain).collect()
             }
         };
@@ -459,6 +520,18 @@ pub fn mu_law(x: f32) -> f32 {
     let y = x.signum() * (1.0 + MU * x.abs()).ln() / (1.0 + MU).ln();
     let code = (y * 127.0).round() / 127.0;
     code.signum() * ((1.0 + MU).powf(code.abs()) - 1.0) / MU
+}
+
+/// Training's recording-condition augmentation: one condition other than clean, drawn
+/// uniformly (babble only when `voices` has some), at [`Strengths::draw`]'s strengths.
+pub fn augment<R: Rng + ?Sized>(clip: &[f32], rate: u32, voices: &[&[f32]], rng: &mut R) -> Vec<f32> {
+    let choices: Vec<Condition> = Condition::ALL
+        .into_iter()
+        .filter(|&c| c != Condition::Clean && (c != Condition::Babble || !voices.is_empty()))
+        .collect();
+    let condition = choices[rng.random_range(0..choices.len())];
+    let strengths = Strengths::draw(rng);
+    condition.apply_at(&strengths, clip, rate, voices, rng)
 }
 
 /// Accuracy under one condition.
