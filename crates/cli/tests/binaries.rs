@@ -789,3 +789,83 @@ fn extra_data_is_trained_on_and_never_tested_on() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is the --data folder"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn evaluate_by_condition_gives_one_row_per_condition() {
+    // theo's 499 recordings (one is in the hold-out folder) under every condition of the suite: the table's rows in order, the
+    // clean row equal to the plain evaluation of the same split, the JSON with the same figures.
+    let args = ["--split", "speaker:theo", "--condition", "all"];
+    let table = run(EVALUATE, &args, &root());
+    assert!(table.status.success(), "{}", String::from_utf8_lossy(&table.stderr));
+    let text = stdout(&table);
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("condition"))
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let names: Vec<&str> = rows.iter().map(|r| r[0]).collect();
+    assert_eq!(
+        names,
+        ["clean", "long", "click", "hum", "dc", "pink", "babble", "reverb", "clip", "phone", "quiet"],
+        "{text}"
+    );
+    for r in &rows {
+        // theo's 500 less the one in the hold-out folder.
+        assert!(r[2].ends_with("/499"), "{text}");
+        let accuracy: f64 = r[1].trim_end_matches('%').parse().unwrap();
+        assert!((0.0..=100.0).contains(&accuracy), "{text}");
+    }
+    let plain = stdout(&run(EVALUATE, &["--split", "speaker:theo", "-q"], &root()));
+    let clean = plain.lines().next().unwrap();
+    assert!(clean.contains(&format!("({})", rows[0][2])), "{clean} vs {text}");
+    // The conditions change what the model hears: not every row can equal the clean one.
+    assert!(rows.iter().any(|r| r[2] != rows[0][2]), "{text}");
+
+    let json = run(
+        EVALUATE,
+        &["--split", "speaker:theo", "--condition", "click,hum", "--condition", "click", "--json"],
+        &root(),
+    );
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let list = value.as_array().unwrap();
+    let got: Vec<(&str, u64)> =
+        list.iter().map(|v| (v["condition"].as_str().unwrap(), v["correct"].as_u64().unwrap())).collect();
+    let expected: Vec<(&str, u64)> = ["clean", "click", "hum"]
+        .iter()
+        .map(|n| {
+            let row = rows.iter().find(|r| r[0] == *n).unwrap();
+            (*n, row[2].split('/').next().unwrap().parse().unwrap())
+        })
+        .collect();
+    assert_eq!(got, expected);
+
+    let bad = run(EVALUATE, &["--condition", "loud"], &root());
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown condition 'loud'"));
+}
+
+#[test]
+fn predict_file_warns_when_a_file_holds_two_words() {
+    // The shipped weights with the word finder on (a config beside a copy), and a file of two
+    // FSDD words a second apart: predict-file reads the louder and says there were two.
+    let dir = temp_dir("two-words");
+    std::fs::copy(root().join("models/digits.safetensors"), dir.join("m.safetensors")).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("models/digits.json")).unwrap()).unwrap();
+    config["features"]["find_word"] = serde_json::Value::Bool(true);
+    std::fs::write(dir.join("m.json"), config.to_string()).unwrap();
+    let read = |name: &str| spoken_digits::audio::load(&recordings().join(name), 8000, 60.0).unwrap();
+    let (three, seven) = (read("3_theo_1.wav"), read("7_theo_2.wav"));
+    let mut both: Vec<f32> = three.iter().map(|s| s * 0.5).collect();
+    both.extend(std::iter::repeat_n(0.0, 8000));
+    both.extend(&seven);
+    spoken_digits::audio::write_wav(&dir.join("7_two.wav"), &both, 8000).unwrap();
+    spoken_digits::audio::write_wav(&dir.join("7_one.wav"), &seven, 8000).unwrap();
+    let out = run(PREDICT, &["--model", "m.safetensors", "7_two.wav", "7_one.wav"], &dir);
+    let (text, err) = (stdout(&out), String::from_utf8_lossy(&out.stderr).into_owned());
+    assert!(out.status.success(), "{text}{err}");
+    assert!(text.contains("accuracy on labelled files: 2/2"), "{text}");
+    assert!(err.contains("7_two.wav: 2 separate speech regions"), "{err}");
+    assert!(!err.contains("7_one.wav"), "{err}");
+}

@@ -48,6 +48,11 @@ pub struct AugmentConfig {
     /// probability `p`. 0: off.
     #[serde(default)]
     pub end_cut: f32,
+    /// Recording conditions (the suite's kinds, [`crate::conditions::augment`]): with this
+    /// probability an augmented example also gets one of long, click, hum, dc, pink, babble
+    /// (three other training clips), reverb, clip, phone or quiet, at a random strength. 0: off.
+    #[serde(default)]
+    pub conditions: f64,
     /// SpecAugment on the feature map: up to this many time masks of up to `time_mask_width`
     /// frames, and frequency masks of up to `freq_mask_width` coefficients. 0: off.
     #[serde(default)]
@@ -78,6 +83,7 @@ impl Default for AugmentConfig {
             treble_cut_db: 0.0,
             lead_in: 0.0,
             end_cut: 0.0,
+            conditions: 0.0,
             time_masks: 0,
             time_mask_width: 0,
             freq_masks: 0,

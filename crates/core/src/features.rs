@@ -46,6 +46,13 @@ pub struct FeatureConfig {
     /// `n_mels`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub log_mel: bool,
+    /// With `trim_db`: find the word rather than the first loud sample ([`find_word`]): a
+    /// noise-adaptive detector on the differenced signal (deaf to DC and mains hum) that
+    /// ignores bursts of a few ms (clicks) and keeps the region with the most speech energy,
+    /// and the kept samples' mean removed (DC offset). Off: trimming as before, so that models
+    /// saved without the field load and behave as they did.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub find_word: bool,
 }
 
 impl Default for FeatureConfig {
@@ -61,6 +68,7 @@ impl Default for FeatureConfig {
             trim_db: None,
             normalize: false,
             log_mel: false,
+            find_word: false,
         }
     }
 }
@@ -147,6 +155,8 @@ pub struct Mfcc {
     pair_power: Vec<f32>,
     /// `n_mels x n_frames`, row-major.
     mel_db: Vec<f32>,
+    /// Speech regions [`find_word`] saw in the last clip (0 when it did not run).
+    utterances: usize,
 }
 
 impl Clone for Mfcc {
@@ -164,6 +174,7 @@ impl Clone for Mfcc {
             power: self.power.clone(),
             pair_power: self.pair_power.clone(),
             mel_db: self.mel_db.clone(),
+            utterances: self.utterances,
         }
     }
 }
@@ -188,6 +199,7 @@ impl Mfcc {
             power: vec![0.0; n_bins * config.n_frames()],
             pair_power: vec![0.0; 2 * n_bins],
             mel_db: vec![0.0; config.n_mels * config.n_frames()],
+            utterances: 0,
             config: config.clone(),
         })
     }
@@ -239,6 +251,13 @@ impl Mfcc {
         &self.config
     }
 
+    /// How many separate speech regions the last computed clip held, with `find_word` (the
+    /// front end keeps the one with the most energy; more than one: the file may hold several
+    /// utterances). 0 without `find_word`.
+    pub fn last_utterances(&self) -> usize {
+        self.utterances
+    }
+
     /// Features of a clip at the config's rate, padded or truncated to `clip_samples`:
     /// `n_mfcc x n_frames` values, row-major by coefficient.
     pub fn compute(&mut self, samples: &[f32]) -> Vec<f32> {
@@ -262,7 +281,13 @@ impl Mfcc {
 
         // A trimmed word always starts after the same margin: where the clip gives less, zeros
         // make up the rest, so silence before a clip never changes its features.
+        let mut dc = 0.0;
         let (samples, lead_in) = match cfg.trim_db {
+            Some(db) if cfg.find_word => {
+                let word = find_word(samples, cfg.sample_rate, db);
+                self.utterances = word.utterances;
+                (samples.get(word.range).unwrap_or(samples), lead_in + word.missing)
+            }
             Some(db) => {
                 let (segment, missing) = speech_bounds(samples, cfg.sample_rate, db);
                 (samples.get(segment).unwrap_or(samples), lead_in + missing)
@@ -270,6 +295,10 @@ impl Mfcc {
             None => (samples, lead_in),
         };
         let samples = &samples[..((samples.len() as f32 * keep).round() as usize).min(samples.len())];
+        if cfg.find_word {
+            let n = samples.len().min(len).max(1);
+            dc = samples[..n.min(samples.len())].iter().sum::<f32>() / n as f32;
+        }
         // Clip to `len` samples (zero-padded, after `lead_in` zeros), then reflect-pad by
         // n_fft/2 on both sides.
         let padded = &mut self.padded;
@@ -278,6 +307,9 @@ impl Mfcc {
         let n = samples.len().min(len - lead);
         body[..lead].fill(0.0);
         body[lead..lead + n].copy_from_slice(&samples[..n]);
+        if dc != 0.0 {
+            body[lead..lead + n].iter_mut().for_each(|s| *s -= dc);
+        }
         body[lead + n..].fill(0.0);
         for i in 1..=half {
             padded[half - i] = padded[half + i];
@@ -464,6 +496,149 @@ fn speech_bounds(samples: &[f32], sample_rate: u32, db: f32) -> (std::ops::Range
     let missing = (-start).max(0) as usize;
     let start = start.max(0) as usize;
     if start < end { (start..end, missing) } else { (0..samples.len(), 0) }
+}
+
+/// [`find_word`]: a noise-adaptive threshold this far above the noise floor (the 10th
+/// percentile of the 16 ms blocks' energies) ...
+const WORD_ABOVE_NOISE_DB: f64 = 10.0;
+/// ... but never higher than this far below the loudest block (a clip that is all word has no
+/// noise floor to measure), nor lower than this far below it.
+const WORD_THRESHOLD_DB: (f64, f64) = (20.0, 60.0);
+/// Runs of loud blocks closer than this (s) are one region (the closure of a stop in "eight").
+const WORD_GAP_SECONDS: f32 = 0.2;
+/// Regions shorter than this (s) are bursts (clicks, pops), not words.
+const MIN_WORD_SECONDS: f32 = 0.04;
+/// The trim looks this far (s) beyond the chosen region for the word's weak edges.
+const WORD_MARGIN_SECONDS: f32 = 0.1;
+/// Another region counts as an utterance when it is this long (s) and has this share of the
+/// chosen region's energy.
+const OTHER_UTTERANCE: (f32, f64) = (0.1, 0.1);
+
+/// Where [`find_word`] found the word.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Word {
+    /// The samples the front end keeps.
+    pub range: std::ops::Range<usize>,
+    /// How much of the margin before the word lies before the clip's start (made up with zeros).
+    pub missing: usize,
+    /// Speech regions in the clip (the chosen one included; 0 for silence).
+    pub utterances: usize,
+}
+
+/// Finds the word in a recording of any length: the energies of 16 ms blocks of the differenced
+/// signal (a first difference: DC gone, 50 Hz 26 dB down against 1 kHz, nearly free), a
+/// threshold [`WORD_ABOVE_NOISE_DB`] over the noise floor (within [`WORD_THRESHOLD_DB`] below
+/// the loudest block), runs above it joined over gaps shorter than [`WORD_GAP_SECONDS`], runs
+/// shorter than [`MIN_WORD_SECONDS`] dropped as clicks (and the threshold found again without
+/// them), and the region with the most energy kept. Within it (and [`WORD_MARGIN_SECONDS`]
+/// either side, up to the neighbouring regions) the trim is [`speech_segment`]'s, sample-exact:
+/// from the first to the last 16 ms window within `db` of the region's loudest (and above the
+/// threshold), with its margins. On a clean clip (noise more than `db` below the word) it keeps
+/// what the plain trim of the differenced signal keeps.
+pub fn find_word(samples: &[f32], sample_rate: u32, db: f32) -> Word {
+    let block = (sample_rate as usize / 62).max(1);
+    let blocks = |secs: f32| ((secs * sample_rate as f32) / block as f32).ceil().max(1.0) as usize;
+    let diff = |i: usize| if i == 0 { 0.0 } else { samples[i] - samples[i - 1] };
+    let mut energies: Vec<f64> = samples
+        .chunks(block)
+        .enumerate()
+        .map(|(b, chunk)| {
+            let inner: f32 = chunk.windows(2).map(|w| (w[1] - w[0]) * (w[1] - w[0])).sum();
+            let first = diff(b * block);
+            f64::from(inner + first * first) / chunk.len() as f64
+        })
+        .collect();
+    let whole = Word { range: 0..samples.len(), missing: 0, utterances: 0 };
+    let mut runs = Vec::new();
+    let mut threshold = 0.0;
+    // Twice: the second time without the bursts the first found, so a click louder than the
+    // word does not set the threshold.
+    for _ in 0..2 {
+        let peak = energies.iter().copied().fold(0.0f64, f64::max);
+        if peak <= 0.0 {
+            return whole;
+        }
+        let mut sorted = energies.clone();
+        sorted.sort_unstable_by(f64::total_cmp);
+        let noise = sorted[sorted.len() / 10];
+        let db_down = |d: f64| peak * 10f64.powf(-d / 10.0);
+        threshold = (noise * 10f64.powf(WORD_ABOVE_NOISE_DB / 10.0))
+            .max(db_down(WORD_THRESHOLD_DB.1))
+            .min(db_down(WORD_THRESHOLD_DB.0));
+        runs = regions(&energies, threshold, blocks(WORD_GAP_SECONDS));
+        let min = blocks(MIN_WORD_SECONDS);
+        let (words, bursts): (Vec<_>, Vec<_>) = runs.iter().cloned().partition(|r| r.len() >= min);
+        if bursts.is_empty() || words.is_empty() {
+            break;
+        }
+        for r in bursts {
+            energies[r].fill(0.0);
+        }
+        runs = words;
+    }
+    let min = blocks(MIN_WORD_SECONDS);
+    let energy = |r: &std::ops::Range<usize>| energies[r.clone()].iter().sum::<f64>();
+    let Some((chosen, best)) = runs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.len() >= min)
+        .max_by(|(_, a), (_, b)| energy(a).total_cmp(&energy(b)))
+        .map(|(i, r)| (i, energy(r)))
+    else {
+        return whole;
+    };
+    let (other_len, other_share) = OTHER_UTTERANCE;
+    let utterances = runs
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| *i == chosen || (r.len() >= blocks(other_len) && energy(r) >= other_share * best))
+        .count();
+    let margin = blocks(WORD_MARGIN_SECONDS);
+    let r = &runs[chosen];
+    let lo = r.start.saturating_sub(margin).max(if chosen > 0 { runs[chosen - 1].end } else { 0 });
+    let hi = (r.end + margin).min(runs.get(chosen + 1).map_or(energies.len(), |n| n.start));
+    let span = (lo * block).min(samples.len())..(hi * block).min(samples.len());
+
+    // Sample-exact: windows of the differenced signal ending at every sample of the span.
+    let mut window = Vec::with_capacity(span.len());
+    let mut sum = 0.0f64;
+    for e in span.clone() {
+        let d = f64::from(diff(e));
+        sum += d * d;
+        if e >= span.start + block {
+            let old = f64::from(diff(e - block));
+            sum -= old * old;
+        }
+        window.push(sum.max(0.0));
+    }
+    let max = window.iter().copied().fold(0.0f64, f64::max);
+    let floor = (max * 10f64.powf(-f64::from(db) / 10.0)).max(threshold * block as f64);
+    let (Some(first), Some(last)) =
+        (window.iter().position(|&e| e >= floor), window.iter().rposition(|&e| e >= floor))
+    else {
+        return Word { utterances, ..whole };
+    };
+    let start = (span.start + first + 1) as i64 - 2 * block as i64;
+    let end = (span.start + last + 1 + block).min(samples.len());
+    let missing = (-start).max(0) as usize;
+    let start = start.max(0) as usize;
+    if start < end { Word { range: start..end, missing, utterances } } else { Word { utterances, ..whole } }
+}
+
+/// Runs of consecutive `energies` at or above `threshold`, joined over gaps of fewer than `gap`
+/// blocks.
+fn regions(energies: &[f64], threshold: f64, gap: usize) -> Vec<std::ops::Range<usize>> {
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    for (i, &e) in energies.iter().enumerate() {
+        if e < threshold {
+            continue;
+        }
+        match runs.last_mut() {
+            Some(last) if i - last.end < gap => last.end = i + 1,
+            _ => runs.push(i..i + 1),
+        }
+    }
+    runs
 }
 
 /// VTLP's frequency warp: `f * warp` up to a knee, then linear to Nyquist.
@@ -707,6 +882,115 @@ mod tests {
         assert!(mel.iter().zip(&mel_louder).all(|(a, b)| (a - b).abs() < 1e-3));
         let mismatched = FeatureConfig { log_mel: true, ..FeatureConfig::default() };
         assert!(mismatched.validate().is_err(), "13 rows of 23 mel bands");
+    }
+
+    /// A vowel-like word of `n` samples at amplitude `a` (harmonics of 140 Hz, smooth envelope).
+    fn vowel(n: usize, a: f32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                let t = i as f32 / 8000.0;
+                let env = (std::f32::consts::PI * i as f32 / n as f32).sin();
+                a * env
+                    * (1..=6)
+                        .map(|k| (std::f32::consts::TAU * 140.0 * k as f32 * t).sin() / k as f32)
+                        .sum::<f32>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn find_word_skips_a_click_and_its_silence() {
+        // A full-scale 2 ms click, a second of silence, the word: the plain trim keeps the click,
+        // find_word keeps the word only, exactly as without the click.
+        let word = vowel(3000, 0.2);
+        let mut clip = vec![1.0f32; 16];
+        clip.resize(8016, 0.0);
+        clip.extend(&word);
+        clip.resize(clip.len() + 2000, 0.0);
+        let mut no_click = clip.clone();
+        no_click[..16].fill(0.0);
+        assert!(speech_segment(&clip, 8000, 40.0).start < 16, "the plain trim starts at the click");
+        let (found, without) = (find_word(&clip, 8000, 40.0), find_word(&no_click, 8000, 40.0));
+        assert_eq!(found, without);
+        assert_eq!(found.utterances, 1);
+        assert!((7700..8016).contains(&found.range.start), "{:?}", found.range);
+        let cfg = FeatureConfig { trim_db: Some(40.0), find_word: true, ..FeatureConfig::default() };
+        let mut mfcc = Mfcc::new(&cfg).unwrap();
+        assert_eq!(mfcc.compute(&clip), mfcc.compute(&no_click));
+        assert_eq!(mfcc.last_utterances(), 1);
+        // A clip that is all word has no noise floor to measure: the threshold is then at most
+        // 20 dB under the loudest block, and the trim a little tighter than with silence around.
+        let alone = find_word(&word, 8000, 40.0);
+        let at = |w: &Word| w.range.start as i64 - w.missing as i64;
+        assert!((at(&found) - 8016 - at(&alone)).abs() < 160, "{found:?} vs {alone:?}");
+    }
+
+    #[test]
+    fn find_word_hears_the_word_over_hum_noise_and_dc() {
+        // The word at 1.7 s of 3 s, with 50 Hz hum 20 dB below it, a DC offset and room noise
+        // (white noise through a one-pole low-pass) 30 dB below: the region found is the word's
+        // (within a window of its edges).
+        let word = vowel(4000, 0.2);
+        let level = (word.iter().map(|s| s * s).sum::<f32>() / word.len() as f32).sqrt();
+        let (mut rng, mut low) = (12345u32, 0.0f32);
+        let mut room: Vec<f32> = (0..24000)
+            .map(|_| {
+                rng = rng.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                low = 0.95 * low + ((rng >> 8) as f32 / (1u32 << 24) as f32 - 0.5);
+                low
+            })
+            .collect();
+        let room_rms = (room.iter().map(|s| s * s).sum::<f32>() / room.len() as f32).sqrt();
+        room.iter_mut().for_each(|s| *s *= 0.0316 * level / room_rms);
+        let clip: Vec<f32> = (0..24000)
+            .map(|i| {
+                let t = i as f32 / 8000.0;
+                let w = if (13600..17600).contains(&i) { word[i - 13600] } else { 0.0 };
+                w + 0.1 * level * 2f32.sqrt() * (std::f32::consts::TAU * 50.0 * t).sin() + 0.2 + room[i]
+            })
+            .collect();
+        let plain = speech_segment(&clip, 8000, 40.0);
+        assert!(plain.start < 200 && plain.end > 23800, "the plain trim keeps it all: {plain:?}");
+        let found = find_word(&clip, 8000, 40.0);
+        assert!((13300..=14000).contains(&found.range.start), "{:?}", found.range);
+        assert!((17200..=17900).contains(&found.range.end), "{:?}", found.range);
+        assert_eq!(found.utterances, 1);
+        // The kept samples' mean is removed: the offset does not reach the features.
+        let cfg = FeatureConfig { trim_db: Some(40.0), find_word: true, ..FeatureConfig::default() };
+        let mut mfcc = Mfcc::new(&cfg).unwrap();
+        let shifted: Vec<f32> = clip.iter().map(|s| s - 0.2).collect();
+        let (a, b) = (mfcc.compute(&clip), mfcc.compute(&shifted));
+        assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-2));
+    }
+
+    #[test]
+    fn find_word_counts_utterances_and_keeps_the_loudest() {
+        // The first word 6 dB quieter than the second.
+        let mut clip = vowel(3000, 0.1);
+        clip.resize(7000, 0.0);
+        clip.extend(vowel(3000, 0.2));
+        clip.resize(14000, 0.0);
+        let found = find_word(&clip, 8000, 40.0);
+        assert_eq!(found.utterances, 2);
+        assert!(found.range.start >= 6500 && found.range.end <= 10500, "{:?}", found.range);
+        // A cough of 20 ms is a burst, not an utterance.
+        let mut one = vowel(3000, 0.2);
+        one.resize(8000, 0.0);
+        one.extend(vowel(160, 0.3));
+        one.resize(12000, 0.0);
+        assert_eq!(find_word(&one, 8000, 40.0).utterances, 1);
+        assert_eq!(find_word(&[0.0; 100], 8000, 40.0).utterances, 0);
+        assert_eq!(find_word(&[], 8000, 40.0).range, 0..0);
+    }
+
+    #[test]
+    fn find_word_off_leaves_old_configs_as_they_were() {
+        // A saved config without the field reads as off and writes back without it.
+        let cfg = FeatureConfig::robust();
+        let text = serde_json::to_string(&cfg).unwrap();
+        assert!(!text.contains("find_word"));
+        let back: FeatureConfig = serde_json::from_str(&text).unwrap();
+        assert!(!back.find_word);
     }
 
     #[test]

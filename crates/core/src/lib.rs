@@ -9,6 +9,7 @@ pub mod analysis;
 pub mod atomic;
 pub mod audio;
 pub mod augment;
+pub mod conditions;
 pub mod ctc;
 pub mod dataset;
 pub mod enroll;

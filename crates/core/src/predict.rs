@@ -11,6 +11,9 @@ pub struct Prediction {
     pub digit: u8,
     pub confidence: f32,
     pub probabilities: [f32; NUM_CLASSES],
+    /// Speech regions the front end found in the file (with `find_word`; 0 without it). More
+    /// than one: the file may hold several utterances, and only the loudest was read.
+    pub utterances: usize,
 }
 
 /// Reads, resamples and featurises each file, `threads` at a time. One result per file, in order.
@@ -20,12 +23,15 @@ pub fn featurise_files(
     max_seconds: f64,
     threads: usize,
 ) -> Result<Vec<Result<Vec<f32>>>> {
-    Mfcc::new(config)?.par_map(paths, threads, |mfcc, _, p| featurise(p, mfcc, max_seconds))
+    let all = Mfcc::new(config)?.par_map(paths, threads, |mfcc, _, p| featurise(p, mfcc, max_seconds))?;
+    Ok(all.into_iter().map(|r| r.map(|(f, _)| f)).collect())
 }
 
-fn featurise(path: &Path, mfcc: &mut Mfcc, max_seconds: f64) -> Result<Vec<f32>> {
+/// The features of one file and the speech regions the front end saw in it.
+fn featurise(path: &Path, mfcc: &mut Mfcc, max_seconds: f64) -> Result<(Vec<f32>, usize)> {
     let samples = audio::load(path, mfcc.config().sample_rate, max_seconds)?;
-    Ok(mfcc.compute(&samples))
+    let features = mfcc.compute(&samples);
+    Ok((features, mfcc.last_utterances()))
 }
 
 /// Predicts every file; unreadable files give their error and do not stop the others.
@@ -35,15 +41,17 @@ pub fn predict_files(
     max_seconds: f64,
     threads: usize,
 ) -> Result<Vec<Result<Prediction>>> {
-    let features = featurise_files(paths, &model.config().features, max_seconds, threads)?;
-    let good: Vec<f32> = features.iter().filter_map(|r| r.as_ref().ok()).flatten().copied().collect();
+    let features = Mfcc::new(&model.config().features)?
+        .par_map(paths, threads, |mfcc, _, p| featurise(p, mfcc, max_seconds))?;
+    let good: Vec<f32> =
+        features.iter().filter_map(|r| r.as_ref().ok()).flat_map(|(f, _)| f).copied().collect();
     let mut probs = model.probabilities(&good, threads)?.into_iter();
     Ok(features
         .into_iter()
         .map(|r| {
-            r.and_then(|_| {
+            r.and_then(|(_, utterances)| {
                 let p = probs.next().ok_or_else(|| crate::Error::Config("missing prediction".into()))?;
-                Ok(to_prediction(p))
+                Ok(Prediction { utterances, ..to_prediction(p) })
             })
         })
         .collect())
@@ -52,7 +60,7 @@ pub fn predict_files(
 /// Wraps a probability vector.
 pub fn to_prediction(probabilities: [f32; NUM_CLASSES]) -> Prediction {
     let (digit, confidence) = argmax(&probabilities);
-    Prediction { digit, confidence, probabilities }
+    Prediction { digit, confidence, probabilities, utterances: 0 }
 }
 
 /// Scores a model on labelled recordings, optionally with white noise added to every clip at

@@ -475,14 +475,33 @@ pub fn produce(
                     augment(&mut wave, &cfg.augment, &mut rng);
                     let lead = lead_in(clip_len, &cfg.augment, &mut rng);
                     let keep = keep_fraction(&cfg.augment, &mut rng);
+                    // Recording conditions after the other waveform augmentations (the room and
+                    // the line come after the voice); babble's voices are three other training
+                    // clips (sometimes the same speaker's: FSDD has only six).
+                    let conditioned;
+                    let wave: &[f32] = if cfg.augment.conditions > 0.0
+                        && rng.random_bool(cfg.augment.conditions)
+                    {
+                        let voices: Vec<&[f32]> = (0..crate::conditions::BABBLE_VOICES)
+                            .map(|_| {
+                                let k = rng.random_range(0..n);
+                                &clips[k * clip_len..(k + 1) * clip_len]
+                            })
+                            .collect();
+                        conditioned =
+                            crate::conditions::augment(&wave, cfg.features.sample_rate, &voices, &mut rng);
+                        &conditioned
+                    } else {
+                        &wave
+                    };
                     if vtlp.0 < vtlp.1 && rng.random_bool(cfg.augment.p) {
                         let step = (rng.random_range(vtlp.0..=vtlp.1) * 100.0).round() as i32;
                         warped
                             .entry(step)
                             .or_insert_with(|| mfcc.warped(f64::from(step) / 100.0))
-                            .compute_with_lead_in(&wave, lead, keep, out);
+                            .compute_with_lead_in(wave, lead, keep, out);
                     } else {
-                        mfcc.compute_with_lead_in(&wave, lead, keep, out);
+                        mfcc.compute_with_lead_in(wave, lead, keep, out);
                     }
                     // Masked values take the map's mean (0 for normalised features).
                     let fill = out.iter().sum::<f32>() / out.len().max(1) as f32;

@@ -30,6 +30,10 @@ enum What {
         /// Repetitions; the median is reported.
         #[arg(long, default_value_t = 5)]
         repeat: usize,
+        /// Which front end: the original's MFCCs (default), the robust recipe's (trim), or the
+        /// robust recipe's with the word finder (find-word).
+        #[arg(long, default_value = "default", value_parser = ["default", "trim", "find-word"])]
+        front_end: String,
     },
     /// Model compute alone for a recipe: same model and batch count, features in memory.
     TrainCompute {
@@ -50,7 +54,16 @@ enum What {
 fn main() -> ExitCode {
     run(|| {
         match Args::parse().what {
-            What::Frontend { data, repeat } => frontend(data, repeat)?,
+            What::Frontend { data, repeat, front_end } => {
+                let cfg = match front_end.as_str() {
+                    "default" => FeatureConfig::default(),
+                    robust => FeatureConfig {
+                        find_word: robust == "find-word",
+                        ..TrainConfig::recipe(Recipe::Robust).features
+                    },
+                };
+                frontend(data, repeat, &cfg)?
+            }
             What::TrainCompute { recipe, examples, val, torch_threads } => {
                 spoken_digits_torch::cnn::set_threads(torch_threads);
                 let cfg = TrainConfig::recipe(recipe);
@@ -67,7 +80,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-fn frontend(data: Option<PathBuf>, repeat: usize) -> anyhow::Result<()> {
+fn frontend(data: Option<PathBuf>, repeat: usize, cfg: &FeatureConfig) -> anyhow::Result<()> {
     let dir = data.unwrap_or_else(|| default_path(DEFAULT_RECORDINGS));
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("listing {}", dir.display()))?
@@ -75,8 +88,7 @@ fn frontend(data: Option<PathBuf>, repeat: usize) -> anyhow::Result<()> {
         .filter(|p| p.extension().is_some_and(|e| e == "wav"))
         .collect();
     files.sort();
-    let cfg = FeatureConfig::default();
-    let mut mfcc = Mfcc::new(&cfg)?;
+    let mut mfcc = Mfcc::new(cfg)?;
     let mut out = vec![0.0f32; cfg.feature_len()];
     let (mut one_thread, mut all_threads, mut mfcc_only) = (vec![], vec![], vec![]);
     let clip = audio::load(&files[0], cfg.sample_rate, 60.0)?;
@@ -94,7 +106,7 @@ fn frontend(data: Option<PathBuf>, repeat: usize) -> anyhow::Result<()> {
         mfcc_only.push(t.elapsed().as_secs_f64());
         let t = Instant::now();
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let results = featurise_files(&files, &cfg, 60.0, threads)?;
+        let results = featurise_files(&files, cfg, 60.0, threads)?;
         all_threads.push(t.elapsed().as_secs_f64());
         anyhow::ensure!(results.iter().all(|r| r.is_ok()), "some files failed");
     }

@@ -1,8 +1,10 @@
-//! `evaluate`: a model's accuracy on a test split of FSDD, clean or with white noise added;
-//! `--sequences`: a string model's digit error rate and exact strings.
+//! `evaluate`: a model's accuracy on a test split of FSDD, clean, with white noise added, or
+//! under each recording condition of the suite (`--condition`); `--sequences`: a string model's
+//! digit error rate and exact strings.
 
 use anyhow::Context;
 use clap::Parser;
+use spoken_digits::conditions::{self, Condition};
 use spoken_digits::ctc::{Lengths, StringModel};
 use spoken_digits::dataset::{self, Split};
 use spoken_digits::predict;
@@ -17,7 +19,8 @@ use std::process::ExitCode;
 /// Score a model on FSDD's test recordings of a split, clean or with white noise at a given SNR.
 ///
 /// Prints the report (accuracy, per-class precision/recall/F1, confusion matrix); `--json`
-/// prints it as JSON instead.
+/// prints it as JSON instead. With `--condition`, a table of accuracy per condition (each
+/// condition applied to every test clip, seeded per file), clean first.
 ///
 /// `--sequences` scores a string model (`train --head ctc`; default models/strings.safetensors)
 /// three ways: strings spliced from the split's test words (a held-out speaker's own words with
@@ -42,8 +45,14 @@ struct Args {
     #[arg(long, default_value = "official")]
     split: Split,
     /// Add white noise at this signal-to-noise ratio (dB) to every clip.
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, conflicts_with = "condition")]
     noise_snr: Option<f32>,
+    /// Score under these recording conditions (repeatable, or a comma list; `all`: every one):
+    /// clean, long, click, hum, dc, pink, babble, reverb, clip, phone, quiet. The clean score
+    /// is always included. Babble's voices are other speakers' recordings of FSDD's official
+    /// test part (index 0-4).
+    #[arg(long, value_name = "NAME", value_parser = parse_conditions)]
+    condition: Vec<Vec<Condition>>,
     /// Seed for the split and the noise.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -76,6 +85,10 @@ struct Args {
     verbosity: Verbosity,
 }
 
+fn parse_conditions(text: &str) -> Result<Vec<Condition>, String> {
+    Condition::parse_list(text).map_err(|e| e.to_string())
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     args.verbosity.init_logging();
@@ -89,6 +102,36 @@ fn main() -> ExitCode {
         let data = args.data.clone().unwrap_or_else(|| default_path(DEFAULT_RECORDINGS));
         let scan = dataset::scan(&data, &holdout)?;
         let sets = dataset::split(&scan.recordings, &args.split, 0.1, args.seed)?;
+        if !args.condition.is_empty() {
+            let mut chosen = vec![Condition::Clean];
+            for &c in args.condition.iter().flatten() {
+                if !chosen.contains(&c) {
+                    chosen.push(c);
+                }
+            }
+            let pool: Vec<_> = scan.recordings.iter().filter(|r| r.index < 5).cloned().collect();
+            let table = conditions::evaluate(&model, &sets.test, &pool, &chosen, args.seed, args.threads)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&table)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            if !args.verbosity.quiet {
+                let s = paint::STRONG;
+                anstream::println!("{s}{model_name} on the {} test set, by condition:{s:#}", args.split);
+            }
+            println!("{:<9} {:>8} {:>9}  what", "condition", "accuracy", "correct");
+            for row in &table {
+                let correct = format!("{}/{}", row.scores.correct, row.scores.total);
+                println!(
+                    "{:<9} {:>7.2}% {:>9}  {}",
+                    row.condition.name(),
+                    100.0 * row.scores.accuracy,
+                    correct,
+                    row.description
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         let scores = predict::evaluate(&model, &sets.test, args.noise_snr, args.seed, args.threads)?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&scores)?);

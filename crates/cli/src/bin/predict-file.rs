@@ -94,6 +94,15 @@ fn predict_main(args: Args) -> anyhow::Result<ExitCode> {
     for (path, result) in rows {
         match &result {
             Ok(p) => {
+                if p.utterances > 1 {
+                    // A warning, not an error: the loudest region is read (reading them all is
+                    // the connected-digits issue's).
+                    tracing::warn!(
+                        "{}: {} separate speech regions; only the loudest was read",
+                        path.display(),
+                        p.utterances
+                    );
+                }
                 if let Some(label) = label_from_name(path) {
                     scored.0 += usize::from(label == p.digit);
                     scored.1 += 1;

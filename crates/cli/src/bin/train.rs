@@ -153,6 +153,16 @@ struct Args {
     /// 1-3 kHz (a microphone that rolls off the highs), as P,DB; 0,0 is off [recipe: 0,0].
     #[arg(long, value_name = "P,DB", value_parser = parse_treble_cut)]
     treble_cut: Option<(f64, f32)>,
+    /// Recording-condition augmentation: with this probability an augmented example also gets
+    /// one of the condition suite's kinds (long, click, hum, dc, pink, babble, reverb, clip,
+    /// phone, quiet) at a random strength; 0 is off [recipe: 0].
+    #[arg(long, value_name = "P")]
+    conditions: Option<f64>,
+    /// Find the word in the recording (a noise-adaptive detector that ignores clicks, DC and
+    /// hum, and keeps the region with the most speech) instead of trimming from the first loud
+    /// sample [recipe: false].
+    #[arg(long)]
+    find_word: Option<bool>,
     /// Random lead-in: up to this fraction of the clip of silence before the trimmed word,
     /// with probability --aug-prob; 0 is off [recipe: original 0, robust 0.1].
     #[arg(long, value_name = "FRACTION")]
@@ -248,7 +258,8 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
          c.val_fraction => args.val_fraction,
          c.augmented_copies => args.augmented_copies, c.arch => args.arch,
          c.features.normalize => args.normalize, c.features.n_mels => args.n_mels,
-         c.features.n_mfcc => args.n_mfcc, c.features.log_mel => args.log_mel);
+         c.features.n_mfcc => args.n_mfcc, c.features.log_mel => args.log_mel,
+         c.augment.conditions => args.conditions, c.features.find_word => args.find_word);
     // Unless given, the rows follow the front end: every mel band of a log-mel map, else the
     // original's 13 MFCCs.
     if args.n_mfcc.is_none() {
@@ -287,6 +298,12 @@ fn config(args: &Args) -> anyhow::Result<TrainConfig> {
     }
     if let Some((p, db)) = args.treble_cut {
         (c.augment.treble_cut, c.augment.treble_cut_db) = (p, db);
+    }
+    if !(0.0..=1.0).contains(&c.augment.conditions) {
+        bail!("--conditions must be in [0, 1]");
+    }
+    if c.features.find_word && c.features.trim_db.is_none() {
+        bail!("--find-word needs trimming (--trim-db)");
     }
     if !(0.0..=40.0).contains(&c.augment.eq_db) {
         bail!("--eq-db must be between 0 and 40");
