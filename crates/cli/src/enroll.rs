@@ -57,7 +57,7 @@ pub struct Enrollment {
 /// disk before the next prompt; a failure ends the session and keeps what was saved.
 pub fn record(
     session: &mut Listener,
-    render: &Render,
+    render: &mut Render,
     folder: &mut TakeFolder,
     prompts: &[u8],
     format: OutputFormat,

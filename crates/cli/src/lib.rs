@@ -9,6 +9,7 @@ pub mod mic;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use spoken_digits::ctc::StringModel;
 use spoken_digits::model::{Model, ModelConfig};
 use spoken_digits::train::{EpochStats, FoldResult, Progress};
 use std::path::{Path, PathBuf};
@@ -40,6 +41,11 @@ pub static BUILT_IN_CONFIG: &str =
     include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/digits.json"));
 /// How the built-in model is named in messages.
 pub const BUILT_IN_NAME: &str = "the built-in model (models/digits.safetensors at build time)";
+/// The shipped string model, compiled in like the classifier.
+pub static BUILT_IN_STRING_WEIGHTS: &[u8] =
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/strings.safetensors"));
+pub static BUILT_IN_STRING_CONFIG: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/strings.json"));
 
 /// The repository the defaults are relative to: `$SPOKEN_DIGITS_ROOT`, else the one these
 /// binaries were built from.
@@ -85,6 +91,49 @@ pub fn load_model(explicit: Option<&Path>) -> anyhow::Result<(Model, String)> {
     let model = Model::load(&path).context("loading the model")?;
     tracing::info!("model: {}", path.display());
     Ok((model, path.display().to_string()))
+}
+
+/// Loads `--strings`, or by default the shipped string model (`models/strings.safetensors`
+/// when found, else the copy compiled in); `None` with `--no-strings`.
+pub fn load_string_model(explicit: Option<&Path>, off: bool) -> anyhow::Result<Option<StringModel>> {
+    if off {
+        return Ok(None);
+    }
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let p = default_path(DEFAULT_STRING_MODEL);
+            if !p.is_file() {
+                let origin = Path::new("<built-in string model>");
+                let config = ModelConfig::parse(BUILT_IN_STRING_CONFIG, origin)?;
+                let model = StringModel::from_bytes(BUILT_IN_STRING_WEIGHTS, config, origin)
+                    .context("loading the built-in string model")?;
+                return Ok(Some(model));
+            }
+            p
+        }
+    };
+    let model = StringModel::load(&path).context("loading the string model")?;
+    tracing::info!("string model: {}", path.display());
+    Ok(Some(model))
+}
+
+/// `--strings FILE` and `--no-strings`, the same on every binary that reads digit strings.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct StringsArgs {
+    /// The string model, which reads digits said without pauses ("four one five nine")
+    /// [default: models/strings.safetensors, else the copy built into this binary].
+    #[arg(long, value_name = "FILE")]
+    pub strings: Option<PathBuf>,
+    /// Read one digit per utterance only, without the string model.
+    #[arg(long, conflicts_with = "strings")]
+    pub no_strings: bool,
+}
+
+impl StringsArgs {
+    pub fn load(&self) -> anyhow::Result<Option<StringModel>> {
+        load_string_model(self.strings.as_deref(), self.no_strings)
+    }
 }
 
 /// `-q`/`--quiet` and `-v`/`--verbose`, the same on every binary.

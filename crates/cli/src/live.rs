@@ -14,8 +14,9 @@ use std::io::Write;
 pub enum OutputFormat {
     /// One line per digit with its confidence, one line per sequence.
     Text,
-    /// JSON Lines: `{"digit","confidence","start_s","end_s","latency_ms"}` per utterance and
-    /// `{"sequence"}` per sequence.
+    /// JSON Lines: `{"digit","confidence","start_s","end_s","latency_ms"}` per digit and
+    /// `{"sequence","confidence","digits":[{"digit","confidence","start_s","end_s"}]}` per
+    /// sequence.
     Json,
 }
 
@@ -23,16 +24,20 @@ pub enum OutputFormat {
 pub struct Render {
     format: OutputFormat,
     quiet: bool,
+    /// The digits of the open sequence, for its JSON line.
+    open: Vec<serde_json::Value>,
+    /// The product of their confidences.
+    confidence: f64,
 }
 
 impl Render {
     /// `quiet`: no status lines on stderr (results, warnings and prompts still print).
     pub fn new(format: OutputFormat, quiet: bool) -> Self {
-        Render { format, quiet }
+        Render { format, quiet, open: vec![], confidence: 1.0 }
     }
 
     /// Shows one event.
-    pub fn event(&self, event: Event) -> Result<()> {
+    pub fn event(&mut self, event: Event) -> Result<()> {
         match event {
             Event::Digit { heard, latency_ms } => self.digit(&heard, latency_ms),
             Event::Sequence(s) => self.sequence(&s),
@@ -69,7 +74,14 @@ impl Render {
         }
     }
 
-    fn digit(&self, d: &HeardDigit, latency_ms: f64) -> Result<()> {
+    fn digit(&mut self, d: &HeardDigit, latency_ms: f64) -> Result<()> {
+        self.open.push(serde_json::json!({
+            "digit": d.digit,
+            "confidence": d.prediction.confidence,
+            "start_s": round3(d.start_s),
+            "end_s": round3(d.end_s),
+        }));
+        self.confidence *= f64::from(d.prediction.confidence);
         let line = match self.format {
             OutputFormat::Json => serde_json::json!({
                 "digit": d.digit,
@@ -94,9 +106,13 @@ impl Render {
         write_line(&line)
     }
 
-    fn sequence(&self, s: &str) -> Result<()> {
+    fn sequence(&mut self, s: &str) -> Result<()> {
+        let digits = std::mem::take(&mut self.open);
+        let confidence = std::mem::replace(&mut self.confidence, 1.0);
         match self.format {
-            OutputFormat::Json => write_line(&serde_json::json!({ "sequence": s }).to_string()),
+            OutputFormat::Json => write_line(
+                &serde_json::json!({ "sequence": s, "confidence": confidence, "digits": digits }).to_string(),
+            ),
             OutputFormat::Text => write_line(s),
         }
     }

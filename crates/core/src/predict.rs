@@ -1,6 +1,8 @@
-//! Predicting digits for wav files: load every file (in parallel), one batched forward pass.
+//! Predicting digits for audio files: load every file (in parallel), one batched forward pass of
+//! the classifier, and (with a string model) the digit string of each whole file.
 
 use crate::audio;
+use crate::ctc::{Reading, StringModel};
 use crate::model::{Model, argmax};
 use crate::{FeatureConfig, Mfcc, NUM_CLASSES, Result};
 use std::path::{Path, PathBuf};
@@ -14,6 +16,8 @@ pub struct Prediction {
     /// Speech regions the front end found in the file (with `find_word`; 0 without it). More
     /// than one: the file may hold several utterances, and only the loudest was read.
     pub utterances: usize,
+    /// The string model's reading of the whole file ("4159"), when one was given.
+    pub digits: Option<Reading>,
 }
 
 /// Reads, resamples and featurises each file, `threads` at a time. One result per file, in order.
@@ -41,17 +45,46 @@ pub fn predict_files(
     max_seconds: f64,
     threads: usize,
 ) -> Result<Vec<Result<Prediction>>> {
-    let features = Mfcc::new(&model.config().features)?
-        .par_map(paths, threads, |mfcc, _, p| featurise(p, mfcc, max_seconds))?;
-    let good: Vec<f32> =
-        features.iter().filter_map(|r| r.as_ref().ok()).flat_map(|(f, _)| f).copied().collect();
+    predict_files_with(model, None, paths, max_seconds, threads)
+}
+
+/// [`predict_files`], and with `strings` each file's digit string too (the file read once for
+/// both).
+pub fn predict_files_with(
+    model: &Model,
+    strings: Option<&StringModel>,
+    paths: &[PathBuf],
+    max_seconds: f64,
+    threads: usize,
+) -> Result<Vec<Result<Prediction>>> {
+    let rate = model.config().features.sample_rate;
+    if let Some(s) = strings
+        && s.config().features.sample_rate != rate
+    {
+        return Err(crate::Error::Config(format!(
+            "the string model reads {} Hz, the classifier {rate} Hz",
+            s.config().features.sample_rate
+        )));
+    }
+    let features = Mfcc::new(&model.config().features)?.par_map(paths, threads, |mfcc, _, p| {
+        let samples = audio::load(p, rate, max_seconds)?;
+        let features = mfcc.compute(&samples);
+        let digits = strings.map(|s| s.read(&samples, None)).transpose()?;
+        Ok((features, mfcc.last_utterances(), digits))
+    })?;
+    let good: Vec<f32> = features
+        .iter()
+        .filter_map(|r: &Result<_>| r.as_ref().ok())
+        .flat_map(|(f, _, _)| f)
+        .copied()
+        .collect();
     let mut probs = model.probabilities(&good, threads)?.into_iter();
     Ok(features
         .into_iter()
         .map(|r| {
-            r.and_then(|(_, utterances)| {
+            r.and_then(|(_, utterances, digits)| {
                 let p = probs.next().ok_or_else(|| crate::Error::Config("missing prediction".into()))?;
-                Ok(Prediction { utterances, ..to_prediction(p) })
+                Ok(Prediction { utterances, digits, ..to_prediction(p) })
             })
         })
         .collect())
@@ -60,7 +93,7 @@ pub fn predict_files(
 /// Wraps a probability vector.
 pub fn to_prediction(probabilities: [f32; NUM_CLASSES]) -> Prediction {
     let (digit, confidence) = argmax(&probabilities);
-    Prediction { digit, confidence, probabilities, utterances: 0 }
+    Prediction { digit, confidence, probabilities, utterances: 0, digits: None }
 }
 
 /// Scores a model on labelled recordings, optionally with white noise added to every clip at

@@ -3,7 +3,14 @@
 //!
 //! The front end is built from the model's own [`crate::model::ModelConfig`], so the stream
 //! goes through exactly the features the model was trained on.
+//!
+//! With a string model ([`Recogniser::with_strings`]) an utterance may hold several digits said
+//! without pauses: the string model reads it first, and when it hears a string (two digits or
+//! more, each of them surely, or over more than a word's length) each of its digits is reported with its
+//! own span; otherwise the classifier reads the utterance as one digit, as without it (the
+//! classifier reads single words better).
 
+use crate::ctc::{Reading, StringModel};
 use crate::model::Model;
 use crate::predict::{Prediction, to_prediction};
 use crate::stream::{Segment, Segmenter, SegmenterConfig};
@@ -50,9 +57,23 @@ pub enum Heard {
     Sequence(String),
 }
 
+/// The longest utterance the segmenter cuts when a string model reads it (seconds): a phrase
+/// such as a phone number, said without a pause.
+pub const STRING_MAX_UTTERANCE_SECONDS: f64 = 12.0;
+
+/// An utterance longer than this (seconds) holds more than one word however confident the
+/// string model is: FSDD's longest words last about 0.9 s.
+const LONGER_THAN_A_WORD_SECONDS: f64 = 1.0;
+
+/// Within a word's length, the string model's reading is taken only when every one of its digits
+/// is at least this sure: a single word's tail can fire a spurious second digit (a "one" read
+/// as "41" at 0.51 in a phone recording's M4A copy), where the classifier reads the word right.
+const STRING_CONFIDENCE: f32 = 0.9;
+
 /// Segmenter, front end and model together. Holds one planned [`Mfcc`] and reuses it.
 pub struct Recogniser<'m> {
     model: &'m Model,
+    strings: Option<&'m StringModel>,
     mfcc: Mfcc,
     segmenter: Segmenter,
     min_confidence: f32,
@@ -69,12 +90,27 @@ impl<'m> Recogniser<'m> {
         let features = &model.config().features;
         Ok(Recogniser {
             model,
+            strings: None,
             mfcc: Mfcc::new(features)?,
             segmenter: Segmenter::new(stream, features.sample_rate)?,
             min_confidence,
             sequence: String::new(),
             segments: Vec::new(),
         })
+    }
+
+    /// Reads utterances that hold several digits with `strings` (see the module documentation).
+    /// The segmenter should then let utterances run to [`STRING_MAX_UTTERANCE_SECONDS`].
+    pub fn with_strings(mut self, strings: &'m StringModel) -> Result<Self> {
+        let rate = self.sample_rate();
+        if strings.config().features.sample_rate != rate {
+            return Err(Error::Config(format!(
+                "the string model reads {} Hz, the classifier {rate} Hz",
+                strings.config().features.sample_rate
+            )));
+        }
+        self.strings = Some(strings);
+        Ok(self)
     }
 
     /// The rate samples must be pushed at (the model's front end rate).
@@ -114,6 +150,24 @@ impl<'m> Recogniser<'m> {
         for segment in segments.drain(..) {
             match segment {
                 Segment::Utterance(u) => {
+                    if let Some(reading) = self.read_string(&u.samples, u.end_s - u.start_s)? {
+                        // The utterance's samples end at its end; the string's spans are from
+                        // their start.
+                        let origin = u.end_s - u.samples.len() as f64 / f64::from(self.sample_rate());
+                        for hit in &reading.digits {
+                            let heard = HeardDigit {
+                                digit: (hit.confidence >= self.min_confidence).then_some(hit.digit),
+                                prediction: spread(hit.digit, hit.confidence),
+                                start_s: origin + hit.start_s,
+                                end_s: origin + hit.end_s,
+                                detected: arrived,
+                                samples: vec![],
+                            };
+                            self.sequence.push(heard.symbol());
+                            out.push(Heard::Digit(heard));
+                        }
+                        continue;
+                    }
                     let prediction = self.classify(&u.samples)?;
                     let digit = (prediction.confidence >= self.min_confidence).then_some(prediction.digit);
                     let heard = HeardDigit {
@@ -137,6 +191,15 @@ impl<'m> Recogniser<'m> {
         Ok(())
     }
 
+    /// The string model's reading of an utterance, when it hears a string in it.
+    fn read_string(&self, samples: &[f32], speech_seconds: f64) -> Result<Option<Reading>> {
+        let Some(strings) = self.strings else { return Ok(None) };
+        let reading = strings.read(samples, None)?;
+        let sure = reading.digits.iter().all(|d| d.confidence >= STRING_CONFIDENCE);
+        let string = reading.digits.len() >= 2 && (sure || speech_seconds > LONGER_THAN_A_WORD_SECONDS);
+        Ok(string.then_some(reading))
+    }
+
     /// Classifies one clip at the front end's rate (padded or truncated to the clip length).
     pub fn classify(&mut self, samples: &[f32]) -> Result<Prediction> {
         let features = self.mfcc.compute(samples);
@@ -147,6 +210,17 @@ impl<'m> Recogniser<'m> {
             .map(to_prediction)
             .ok_or_else(|| Error::Config("the model returned nothing".into()))
     }
+}
+
+/// A string model's digit as a prediction: its confidence on the digit, the rest spread evenly
+/// over the other nine (the string model gives no per-class vector for a whole word).
+fn spread(digit: u8, confidence: f32) -> Prediction {
+    let rest = (1.0 - confidence).max(0.0) / (crate::NUM_CLASSES - 1) as f32;
+    let mut p = [rest; crate::NUM_CLASSES];
+    if let Some(slot) = p.get_mut(usize::from(digit)) {
+        *slot = confidence;
+    }
+    Prediction { digit, confidence, probabilities: p, utterances: 1, digits: None }
 }
 
 #[cfg(test)]

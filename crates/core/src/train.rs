@@ -187,6 +187,12 @@ impl TrainConfig {
                     time_mask_width: 6,
                     freq_masks: 1,
                     freq_mask_width: 2,
+                    // Half the examples also get one recording condition of the suite (long
+                    // window, click, hum, DC, noise, babble, reverb, clipping, telephone, quiet) at
+                    // a random strength: with the word finder, george's fold (seed 42) 92.2% ->
+                    // 94.6% clean and 36.1-94.0% -> 87.6-94.6% under the conditions (the model
+                    // card's Conditions section).
+                    conditions: 0.5,
                     ..AugmentConfig::default()
                 },
                 // Twice the channels of the compact network: leave-one-speaker-out 88.9% ->
@@ -199,10 +205,14 @@ impl TrainConfig {
                 // a voice whose formants sit a little higher or lower still matches.
                 // Leave-one-speaker-out 94.5 / 94.8% -> 95.9 / 96.5% (seeds 42 / 1), jackson
                 // 91.8 / 91.0% -> 96.2 / 97.6% (see the model card).
+                // The front end finds the word (`find_word`) rather than trimming from the first
+                // loud sample: a click, DC or hum no longer moves the window (shipped weights on
+                // the official split: long 35.0% -> 100%, click 33.7% -> 100%).
                 features: FeatureConfig {
                     trim_db: Some(40.0),
                     n_mfcc: 23,
                     log_mel: true,
+                    find_word: true,
                     ..FeatureConfig::default()
                 },
                 schedule: Schedule::Cosine,

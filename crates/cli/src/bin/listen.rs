@@ -4,13 +4,13 @@ use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use spoken_digits::enroll::{self, TakeFolder};
 use spoken_digits::live::{Command, Feeder, Listener, Source};
-use spoken_digits::recogniser::Recogniser;
+use spoken_digits::recogniser::{Recogniser, STRING_MAX_UTTERANCE_SECONDS};
 use spoken_digits::stream::SegmenterConfig;
 use spoken_digits::vad::VadKind;
 use spoken_digits_cli::enroll::{End, print_summary, record};
 use spoken_digits_cli::live::{OutputFormat, Render};
 use spoken_digits_cli::mic::{self, DeviceChoice, Request};
-use spoken_digits_cli::{Verbosity, load_model, run};
+use spoken_digits_cli::{StringsArgs, Verbosity, load_model, run};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -98,6 +98,11 @@ struct Args {
     /// lower-cased [default: $USER].
     #[arg(long, value_name = "NAME", requires = "enroll")]
     speaker: Option<String>,
+    /// Digits said without pauses ("four one five nine") are read by the string model; each of
+    /// them is printed with its own span. Not with --push-to-talk or --enroll, which take one
+    /// digit at a time.
+    #[command(flatten)]
+    strings: StringsArgs,
     /// -q: no status messages or summary on stderr; -v: log what happens.
     #[command(flatten)]
     verbosity: Verbosity,
@@ -119,7 +124,14 @@ fn listen_main(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut stream = SegmenterConfig::for_front_end(kind, &model.config().features);
     stream.gap_seconds = args.gap;
-    let recogniser = Recogniser::new(&model, &stream, args.min_confidence)?;
+    let strings = if args.push_to_talk || args.enroll.is_some() { None } else { args.strings.load()? };
+    if strings.is_some() {
+        stream.vad.max_utterance_seconds = STRING_MAX_UTTERANCE_SECONDS;
+    }
+    let mut recogniser = Recogniser::new(&model, &stream, args.min_confidence)?;
+    if let Some(strings) = &strings {
+        recogniser = recogniser.with_strings(strings)?;
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
@@ -134,7 +146,7 @@ fn listen_main(args: Args) -> anyhow::Result<ExitCode> {
 
     let choice = args.device.clone().unwrap_or(DeviceChoice::Default);
     let request = Request { rate: args.capture_rate, channels: args.capture_channels };
-    let render = Render::new(args.format, args.verbosity.quiet);
+    let mut render = Render::new(args.format, args.verbosity.quiet);
     let say = |m: &str| {
         if !args.verbosity.quiet {
             eprintln!("{m}");
@@ -190,7 +202,7 @@ fn listen_main(args: Args) -> anyhow::Result<ExitCode> {
         }));
     }
     if let Some(folder) = &mut folder {
-        return enroll_main(&args, &mut listener, &render, folder);
+        return enroll_main(&args, &mut listener, &mut render, folder);
     }
     let mut on = |e| render.event(e);
     let summary = if args.push_to_talk {
@@ -243,7 +255,7 @@ fn take_folder(dir: &Path, speaker: Option<&str>) -> anyhow::Result<TakeFolder> 
 fn enroll_main(
     args: &Args,
     session: &mut Listener,
-    render: &Render,
+    render: &mut Render,
     folder: &mut TakeFolder,
 ) -> anyhow::Result<ExitCode> {
     let prompts = enroll::prompts(args.takes as usize);

@@ -3,9 +3,9 @@
 use clap::{Parser, ValueEnum};
 use spoken_digits::audio::{self, DEFAULT_MAX_SECONDS};
 use spoken_digits::dataset::label_from_name;
-use spoken_digits::predict::{Prediction, predict_files};
+use spoken_digits::predict::{Prediction, predict_files_with};
 use spoken_digits_cli::{
-    DEFAULT_INFERENCE_DIR, Verbosity, default_path, default_threads, load_model, paint, run,
+    DEFAULT_INFERENCE_DIR, StringsArgs, Verbosity, default_path, default_threads, load_model, paint, run,
 };
 use std::collections::HashSet;
 use std::io::Write;
@@ -30,6 +30,10 @@ enum Format {
 /// .webm .mka, any case). Files named `<digit>_...` are scored, and a summary line gives the
 /// accuracy over them. A file that cannot be used is reported with its
 /// reason and the others are still predicted; the exit status is then 1.
+///
+/// The string model also reads each whole file: a file that holds several digits ("four one
+/// five nine") is reported as `digits 4159` in the table and `"digits": "4159"` (with each digit's
+/// confidence and time span in `"digit_spans"`) in JSON, beside the classifier's `digit`.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
@@ -49,6 +53,8 @@ struct Args {
     /// Worker threads for reading and featurising audio.
     #[arg(long, default_value_t = default_threads())]
     threads: usize,
+    #[command(flatten)]
+    strings: StringsArgs,
     #[command(flatten)]
     verbosity: Verbosity,
 }
@@ -72,7 +78,8 @@ fn predict_main(args: Args) -> anyhow::Result<ExitCode> {
         collect_audio(input, true, &mut files, &mut failures, &mut HashSet::new());
     }
     tracing::info!("{} file(s) to predict", files.len());
-    let results = predict_files(&model, &files, args.max_seconds, args.threads)?;
+    let strings = args.strings.load()?;
+    let results = predict_files_with(&model, strings.as_ref(), &files, args.max_seconds, args.threads)?;
 
     // Colours only when stdout is a terminal and NO_COLOR is not set.
     let mut out = anstream::stdout().lock();
@@ -94,7 +101,7 @@ fn predict_main(args: Args) -> anyhow::Result<ExitCode> {
     for (path, result) in rows {
         match &result {
             Ok(p) => {
-                if p.utterances > 1 {
+                if p.utterances > 1 && p.digits.is_none() {
                     // A warning, not an error: the loudest region is read (reading them all is
                     // the connected-digits issue's).
                     tracing::warn!(
@@ -198,17 +205,25 @@ fn write_row(
                 Some(l) => format!("  {bad}WRONG{bad:#} (expected {l})"),
                 None => String::new(),
             };
-            writeln!(out, "{file:<width$}  {}  {:>5.1}%{mark}", p.digit, 100.0 * p.confidence)
+            let digits = match &p.digits {
+                Some(r) if r.digits.len() > 1 => format!("  digits {}", r.sequence),
+                _ => String::new(),
+            };
+            writeln!(out, "{file:<width$}  {}  {:>5.1}%{mark}{digits}", p.digit, 100.0 * p.confidence)
         }
         (Format::Table, Err(e)) => {
             let bad = paint::BAD;
             writeln!(out, "{file:<width$}  {bad}error:{bad:#} {e}")
         }
-        (Format::Json, Ok(p)) => writeln!(
-            out,
-            "{}",
-            serde_json::json!({"file": file, "digit": p.digit, "confidence": p.confidence, "probabilities": p.probabilities})
-        ),
+        (Format::Json, Ok(p)) => {
+            let mut row = serde_json::json!({"file": file, "digit": p.digit, "confidence": p.confidence, "probabilities": p.probabilities});
+            if let (Some(r), Some(map)) = (&p.digits, row.as_object_mut()) {
+                map.insert("digits".into(), r.sequence.clone().into());
+                map.insert("digits_confidence".into(), r.confidence.into());
+                map.insert("digit_spans".into(), serde_json::to_value(&r.digits).unwrap_or_default());
+            }
+            writeln!(out, "{row}")
+        }
         (Format::Json, Err(e)) => writeln!(out, "{}", serde_json::json!({"file": file, "error": e})),
         (Format::Csv, Ok(p)) => writeln!(
             out,
