@@ -295,9 +295,13 @@ impl Mfcc {
             None => (samples, lead_in),
         };
         let samples = &samples[..((samples.len() as f32 * keep).round() as usize).min(samples.len())];
+        // The word's mean (DC) is removed from the word, not from zeros before it: real zeros of
+        // the margin and zeros that make it up are the same.
+        let mut silent = 0;
         if cfg.find_word {
-            let n = samples.len().min(len).max(1);
-            dc = samples[..n.min(samples.len())].iter().sum::<f32>() / n as f32;
+            silent = samples.iter().position(|&s| s != 0.0).unwrap_or(samples.len());
+            let n = samples.len().min(len).saturating_sub(silent).max(1);
+            dc = samples[silent.min(samples.len())..].iter().take(n).sum::<f32>() / n as f32;
         }
         // Clip to `len` samples (zero-padded, after `lead_in` zeros), then reflect-pad by
         // n_fft/2 on both sides.
@@ -308,7 +312,7 @@ impl Mfcc {
         body[..lead].fill(0.0);
         body[lead..lead + n].copy_from_slice(&samples[..n]);
         if dc != 0.0 {
-            body[lead..lead + n].iter_mut().for_each(|s| *s -= dc);
+            body[(lead + silent).min(lead + n)..lead + n].iter_mut().for_each(|s| *s -= dc);
         }
         body[lead + n..].fill(0.0);
         for i in 1..=half {
@@ -536,6 +540,24 @@ pub struct Word {
 /// threshold), with its margins. On a clean clip (noise more than `db` below the word) it keeps
 /// what the plain trim of the differenced signal keeps.
 pub fn find_word(samples: &[f32], sample_rate: u32, db: f32) -> Word {
+    // Digital silence before the first sound is not noise and never moves the word: the search
+    // starts at the first non-zero sample, and the zeros before it count as the margin the
+    // front end would otherwise make up, so zeros put before a clip change nothing.
+    let lead = samples.iter().position(|&s| s != 0.0).unwrap_or(0);
+    let found = find_word_from_sound(&samples[lead..], sample_rate, db);
+    if lead == 0 || found.utterances == 0 {
+        return if lead == 0 { found } else { Word { range: 0..samples.len(), missing: 0, utterances: 0 } };
+    }
+    let start = (lead + found.range.start) as i64 - found.missing as i64;
+    Word {
+        range: start.max(0) as usize..lead + found.range.end,
+        missing: (-start).max(0) as usize,
+        utterances: found.utterances,
+    }
+}
+
+/// [`find_word`] on a clip whose first sample is not zero.
+fn find_word_from_sound(samples: &[f32], sample_rate: u32, db: f32) -> Word {
     let block = (sample_rate as usize / 62).max(1);
     let blocks = |secs: f32| ((secs * sample_rate as f32) / block as f32).ceil().max(1.0) as usize;
     let diff = |i: usize| if i == 0 { 0.0 } else { samples[i] - samples[i - 1] };

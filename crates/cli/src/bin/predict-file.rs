@@ -101,11 +101,15 @@ fn predict_main(args: Args) -> anyhow::Result<ExitCode> {
     for (path, result) in rows {
         match &result {
             Ok(p) => {
-                if p.utterances > 1 && p.digits.is_none() {
-                    // A warning, not an error: the loudest region is read (reading them all is
-                    // the connected-digits issue's).
+                if p.utterances > 1 {
+                    // A warning, not an error: the classifier reads the loudest region; the
+                    // string model (when on) reads them all.
+                    let all = match &p.digits {
+                        Some(r) => format!("; the string model read them all as '{}'", r.sequence),
+                        None => String::new(),
+                    };
                     tracing::warn!(
-                        "{}: {} separate speech regions; only the loudest was read",
+                        "{}: {} separate speech regions; the classifier read the loudest{all}",
                         path.display(),
                         p.utterances
                     );
