@@ -58,15 +58,7 @@ pub fn read_wav(path: &Path, max_seconds: f64) -> Result<Clip> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
     if size <= SMALL_FILE {
-        // One read of the size just looked up, for a clip-sized file (all of FSDD): open,
-        // stat, read, close, where buffered or read_to_end reads add a seek, a second stat and
-        // a read to find the end. A file that shrank in between ends early, as a truncated one.
-        let mut bytes = vec![0; size as usize];
-        std::io::Read::read_exact(&mut file, &mut bytes).map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => describe(path, hound::Error::IoError(e)),
-            _ => Error::io(path, e),
-        })?;
-        return read_wav_bytes(path, &bytes, max_seconds);
+        return read_wav_bytes(path, &read_whole(&mut file, size, path)?, max_seconds);
     }
     // Larger files stream, so the length check refuses a long one before its samples are read.
     let reader = hound::WavReader::new(std::io::BufReader::new(file)).map_err(|e| describe(path, e))?;
@@ -75,6 +67,18 @@ pub fn read_wav(path: &Path, max_seconds: f64) -> Result<Clip> {
 
 /// Files up to this size are read whole.
 const SMALL_FILE: u64 = 1 << 20;
+
+/// The `size` bytes of an open clip-sized file, in one read of the size just looked up (all of
+/// FSDD): open, stat, read, close, where buffered or read_to_end reads add a seek, a second stat
+/// and a read to find the end. A file that shrank in between ends early, as a truncated one.
+fn read_whole(file: &mut std::fs::File, size: u64, path: &Path) -> Result<Vec<u8>> {
+    let mut bytes = vec![0; size as usize];
+    std::io::Read::read_exact(file, &mut bytes).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => describe(path, hound::Error::IoError(e)),
+        _ => Error::io(path, e),
+    })?;
+    Ok(bytes)
+}
 
 /// Reads a wav file from memory (used by tests and the fuzz target).
 pub fn read_wav_bytes(name: &Path, bytes: &[u8], max_seconds: f64) -> Result<Clip> {
@@ -88,13 +92,7 @@ pub fn read_audio(path: &Path, max_seconds: f64) -> Result<Clip> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
     if size <= SMALL_FILE {
-        // Read whole, as read_wav does (one read for a clip-sized file).
-        let mut bytes = vec![0; size as usize];
-        std::io::Read::read_exact(&mut file, &mut bytes).map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => describe(path, hound::Error::IoError(e)),
-            _ => Error::io(path, e),
-        })?;
-        return read_audio_bytes(path, &bytes, max_seconds);
+        return read_audio_bytes(path, &read_whole(&mut file, size, path)?, max_seconds);
     }
     let mut head = [0u8; 4];
     std::io::Read::read_exact(&mut file, &mut head).map_err(|e| Error::io(path, e))?;

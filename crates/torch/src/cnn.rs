@@ -4,9 +4,7 @@
 //! serves prediction; weights saved here load there and back, and in PyTorch.
 
 use crate::Tch;
-use spoken_digits::model::{
-    Arch, ModelConfig, config_path, original_flat_len, read_model_files, read_weights,
-};
+use spoken_digits::model::{Arch, ModelConfig, original_flat_len, read_model_files, read_weights};
 use spoken_digits::{Error, NUM_CLASSES, Result};
 use std::path::Path;
 use tch::nn::{self, Module, ModuleT};
@@ -160,28 +158,13 @@ impl Classifier {
     pub fn from_bytes(bytes: &[u8], config: ModelConfig, device: Device, origin: &Path) -> Result<Self> {
         let tensors = read_weights(bytes, &config, origin)?;
         let model = Classifier::new(config, device)?;
-        let vars = model.vs.variables();
-        tch::no_grad(|| -> Result<()> {
-            for (name, (shape, values)) in &tensors {
-                if let Some(var) = vars.get(name) {
-                    let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-                    let tensor =
-                        Tensor::f_from_slice(values).and_then(|t| t.f_view(dims.as_slice())).tch()?;
-                    var.shallow_clone().f_copy_(&tensor).tch()?;
-                }
-            }
-            Ok(())
-        })?;
+        crate::copy_weights(&model.vs, &tensors)?;
         Ok(model)
     }
 
     /// Writes the weights and the config, each atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let mut named: Vec<(String, Tensor)> =
-            self.vs.variables().into_iter().map(|(n, t)| (n, t.to_device(Device::Cpu))).collect();
-        named.sort_by(|a, b| a.0.cmp(&b.0));
-        spoken_digits::atomic::write_with(path, |tmp| Tensor::write_safetensors(&named, tmp).tch())?;
-        spoken_digits::atomic::write_json(&config_path(path), &self.config)
+        crate::save_weights(&self.vs, &self.config, path)
     }
 
     pub fn config(&self) -> &ModelConfig {

@@ -4,7 +4,7 @@
 
 use crate::Tch;
 use spoken_digits::ctc::{self, BLOCKS, CTC_CLASSES, FRONT, KERNEL, WIDTH};
-use spoken_digits::model::{Head, ModelConfig, config_path, read_model_files, read_weights};
+use spoken_digits::model::{Head, ModelConfig, read_model_files, read_weights};
 use spoken_digits::strings::{
     Labelled, SequenceScores, StringBatch, StringTrainConfig, StringTrainReport, WordBank, batch_of,
     produce_strings,
@@ -100,27 +100,13 @@ impl StringNet {
         let (config, bytes) = read_model_files(path)?;
         let tensors = read_weights(&bytes, &config, path)?;
         let net = StringNet::new(config, device)?;
-        let vars = net.vs.variables();
-        tch::no_grad(|| -> Result<()> {
-            for (name, (shape, values)) in &tensors {
-                if let Some(var) = vars.get(name) {
-                    let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-                    let t = Tensor::f_from_slice(values).and_then(|t| t.f_view(dims.as_slice())).tch()?;
-                    var.shallow_clone().f_copy_(&t).tch()?;
-                }
-            }
-            Ok(())
-        })?;
+        crate::copy_weights(&net.vs, &tensors)?;
         Ok(net)
     }
 
     /// Writes the weights and the config, each atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let mut named: Vec<(String, Tensor)> =
-            self.vs.variables().into_iter().map(|(n, t)| (n, t.to_device(Device::Cpu))).collect();
-        named.sort_by(|a, b| a.0.cmp(&b.0));
-        spoken_digits::atomic::write_with(path, |tmp| Tensor::write_safetensors(&named, tmp).tch())?;
-        spoken_digits::atomic::write_json(&config_path(path), &self.config)
+        crate::save_weights(&self.vs, &self.config, path)
     }
 
     pub fn config(&self) -> &ModelConfig {

@@ -27,3 +27,34 @@ impl<T> Tch<T> for TchResult<T> {
         self.map_err(|e| Error::Torch(e.to_string()))
     }
 }
+
+/// Copies checked weights (`spoken_digits::model::read_weights`) into a var store's variables of
+/// the same names.
+pub(crate) fn copy_weights(vs: &tch::nn::VarStore, tensors: &spoken_digits::model::Tensors) -> Result<()> {
+    let vars = vs.variables();
+    tch::no_grad(|| -> Result<()> {
+        for (name, (shape, values)) in tensors {
+            if let Some(var) = vars.get(name) {
+                let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+                let tensor =
+                    tch::Tensor::f_from_slice(values).and_then(|t| t.f_view(dims.as_slice())).tch()?;
+                var.shallow_clone().f_copy_(&tensor).tch()?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Writes a var store's weights (sorted by name, on the CPU) and the config beside them, each
+/// atomically.
+pub(crate) fn save_weights(
+    vs: &tch::nn::VarStore,
+    config: &spoken_digits::model::ModelConfig,
+    path: &std::path::Path,
+) -> Result<()> {
+    let mut named: Vec<(String, tch::Tensor)> =
+        vs.variables().into_iter().map(|(n, t)| (n, t.to_device(Device::Cpu))).collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    spoken_digits::atomic::write_with(path, |tmp| tch::Tensor::write_safetensors(&named, tmp).tch())?;
+    spoken_digits::atomic::write_json(&spoken_digits::model::config_path(path), config)
+}
