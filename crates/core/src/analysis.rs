@@ -1,8 +1,10 @@
 //! What the model hears in one recording: the waveform, its spectrogram, the speech segment, the
-//! MFCC map the model is given, and (once a model has looked) its probabilities. The numbers
+//! MFCC map the model is given, and (once a model has looked) its probabilities and the string
+//! model's digits with their spans. The numbers
 //! behind `analyze`'s picture (`spoken_digits_report::analysis`); the MFCC map comes from the same
 //! [`Mfcc`] front end as training and prediction.
 
+use crate::ctc::{Reading, StringModel};
 use crate::features::speech_segment;
 use crate::model::Model;
 use crate::{FeatureConfig, Mfcc, NUM_CLASSES, Result, audio};
@@ -53,6 +55,9 @@ pub struct Analysis {
     pub log_mel: bool,
     /// Class probabilities, when a model has been run on `mfcc`.
     pub probabilities: Option<[f32; NUM_CLASSES]>,
+    /// The string model's reading of the whole recording (its digits and their spans), when
+    /// one has been run.
+    pub reading: Option<Reading>,
 }
 
 impl Analysis {
@@ -78,6 +83,7 @@ impl Analysis {
             normalized: config.normalize,
             log_mel: config.log_mel,
             probabilities: None,
+            reading: None,
         })
     }
 
@@ -87,15 +93,27 @@ impl Analysis {
     }
 }
 
-/// Reads `path` (any wav, resampled to the model's rate), analyses it through the model's front
-/// end and runs the model on the MFCC map.
-pub fn analyze_file(path: &Path, model: &Model, max_seconds: f64) -> Result<Analysis> {
+/// Reads `path` (any audio file, resampled to the model's rate), analyses it through the model's
+/// front end and runs the model on the MFCC map, and the string model, when given, on the whole
+/// recording.
+pub fn analyze_file(
+    path: &Path,
+    model: &Model,
+    strings: Option<&StringModel>,
+    max_seconds: f64,
+) -> Result<Analysis> {
     let config = &model.config().features;
     let samples = audio::load(path, config.sample_rate, max_seconds)?;
+    let reading = match strings {
+        Some(s) if s.config().features.sample_rate == config.sample_rate => Some(s.read(&samples, None)?),
+        Some(s) => Some(s.read(&audio::load(path, s.config().features.sample_rate, max_seconds)?, None)?),
+        None => None,
+    };
     let name =
         path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
     let mut analysis = Analysis::new(name, samples, config)?;
     analysis.probabilities = model.probabilities(&analysis.mfcc, 1)?.first().copied();
+    analysis.reading = reading;
     tracing::debug!(file = %path.display(), segment = ?analysis.segment, "analysed");
     Ok(analysis)
 }

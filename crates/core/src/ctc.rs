@@ -35,16 +35,34 @@ use std::path::Path;
 pub const BLANK: usize = 0;
 /// Blank and the ten digits.
 pub const CTC_CLASSES: usize = NUM_CLASSES + 1;
-/// The two 3x3 convolutions over (band, frame): channels in and out, and stride.
-pub const FRONT: [(usize, usize, usize); 2] = [(1, 16, 1), (16, 32, 2)];
 /// Frames of input per output frame (the second convolution's stride): 32 ms at 16 ms frames.
 pub const TIME_STRIDE: usize = 2;
-/// Channels of the 1-D part.
-pub const WIDTH: usize = 96;
-/// Depthwise-separable blocks.
-pub const BLOCKS: usize = 4;
+/// The network's size, which the architecture sets: the two 3x3 convolutions over (band,
+/// frame) (channels in and out, and stride), then the 1-D part's channels and
+/// depthwise-separable blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub front: [(usize, usize, usize); 2],
+    pub width: usize,
+    pub blocks: usize,
+}
+
+impl Shape {
+    /// `tcn`: 96 channels, 4 blocks (receptive field about 0.6 s); `tcn-wide`: 128 channels, 6
+    /// blocks (about 0.9 s), about 1.5 times the compute.
+    pub fn of(arch: Arch) -> Shape {
+        match arch {
+            Arch::TcnWide => Shape { front: [(1, 32, 1), (32, 64, TIME_STRIDE)], width: 128, blocks: 6 },
+            _ => Shape { front: [(1, 16, 1), (16, 32, TIME_STRIDE)], width: 96, blocks: 4 },
+        }
+    }
+}
 /// The depthwise convolutions' length in output frames (odd; centred).
 pub const KERNEL: usize = 5;
+/// Silence added before and after an utterance that is read: a word cut tight at the file's
+/// start or end (as FSDD's are) is read like one with room around it. Without it, 3 of 50
+/// of george's words read whole gave no digit at all (tcn-wide, his fold); with 250 ms, none.
+pub const PAD_SECONDS: f64 = 0.25;
 /// Input scale: decibels per unit of the network's input.
 const DB_PER_UNIT: f32 = 20.0;
 /// Batch norm's epsilon (PyTorch's and tch's default).
@@ -90,31 +108,33 @@ pub fn validate(config: &ModelConfig) -> Result<()> {
 }
 
 /// Bands after the front convolutions.
-fn front_bands(features: &FeatureConfig) -> usize {
-    FRONT.iter().fold(features.n_mels, |h, &(_, _, s)| reduced(h, s))
+fn front_bands(features: &FeatureConfig, shape: &Shape) -> usize {
+    shape.front.iter().fold(features.n_mels, |h, &(_, _, s)| reduced(h, s))
 }
 
 /// Every parameter tensor of the network: name and shape, sorted by name (PyTorch's shapes).
-pub fn parameters(features: &FeatureConfig) -> Vec<(String, Vec<usize>)> {
+pub fn parameters(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
+    let shape = Shape::of(config.arch);
+    let Shape { front, width, blocks } = shape;
     let mut out = vec![];
     let norm = |out: &mut Vec<(String, Vec<usize>)>, name: &str, n: usize| {
         for part in ["weight", "bias", "running_mean", "running_var"] {
             out.push((format!("{name}.norm.{part}"), vec![n]));
         }
     };
-    for (i, &(cin, cout, _)) in FRONT.iter().enumerate() {
+    for (i, &(cin, cout, _)) in front.iter().enumerate() {
         out.push((format!("front.{i}.conv.weight"), vec![cout, cin, 3, 3]));
         norm(&mut out, &format!("front.{i}"), cout);
     }
-    let flat = FRONT[1].1 * front_bands(features);
-    out.push(("proj.conv.weight".into(), vec![WIDTH, flat, 1]));
-    norm(&mut out, "proj", WIDTH);
-    for b in 0..BLOCKS {
-        out.push((format!("blocks.{b}.depthwise.weight"), vec![WIDTH, 1, KERNEL]));
-        out.push((format!("blocks.{b}.pointwise.weight"), vec![WIDTH, WIDTH, 1]));
-        norm(&mut out, &format!("blocks.{b}"), WIDTH);
+    let flat = front[1].1 * front_bands(&config.features, &shape);
+    out.push(("proj.conv.weight".into(), vec![width, flat, 1]));
+    norm(&mut out, "proj", width);
+    for b in 0..blocks {
+        out.push((format!("blocks.{b}.depthwise.weight"), vec![width, 1, KERNEL]));
+        out.push((format!("blocks.{b}.pointwise.weight"), vec![width, width, 1]));
+        norm(&mut out, &format!("blocks.{b}"), width);
     }
-    out.push(("out.weight".into(), vec![CTC_CLASSES, WIDTH, 1]));
+    out.push(("out.weight".into(), vec![CTC_CLASSES, width, 1]));
     out.push(("out.bias".into(), vec![CTC_CLASSES]));
     out.sort();
     out
@@ -211,7 +231,9 @@ impl StringModel {
             return Err(Error::model(origin, "not a string model (its config has no ctc head)"));
         }
         let mut t = read_weights(bytes, &config, origin)?;
-        let front = FRONT
+        let shape = Shape::of(config.arch);
+        let Shape { front, width, blocks } = shape;
+        let front = front
             .iter()
             .enumerate()
             .map(|(i, &(inputs, outputs, stride))| {
@@ -221,21 +243,21 @@ impl StringModel {
                 Conv2d { inputs, outputs, stride, weight, bias }
             })
             .collect();
-        let flat = FRONT[1].1 * front_bands(&config.features);
+        let flat = shape.front[1].1 * front_bands(&config.features, &shape);
         let raw = take(&mut t, "proj.conv.weight");
         let (weight, bias) = folded(&mut t, "proj", raw);
-        let proj = Pointwise { inputs: flat, outputs: WIDTH, weight, bias };
-        let blocks = (0..BLOCKS)
+        let proj = Pointwise { inputs: flat, outputs: width, weight, bias };
+        let blocks = (0..blocks)
             .map(|b| {
                 let name = format!("blocks.{b}");
                 let depthwise = take(&mut t, &format!("{name}.depthwise.weight"));
                 let raw = take(&mut t, &format!("{name}.pointwise.weight"));
                 let (weight, bias) = folded(&mut t, &name, raw);
-                Block { depthwise, pointwise: Pointwise { inputs: WIDTH, outputs: WIDTH, weight, bias } }
+                Block { depthwise, pointwise: Pointwise { inputs: width, outputs: width, weight, bias } }
             })
             .collect();
         let out = Pointwise {
-            inputs: WIDTH,
+            inputs: width,
             outputs: CTC_CLASSES,
             weight: take(&mut t, "out.weight"),
             bias: take(&mut t, "out.bias"),
@@ -287,12 +309,23 @@ impl StringModel {
         Ok(out)
     }
 
-    /// Per-frame probabilities over blank and the digits for an utterance at the config's rate.
+    /// Per-frame probabilities over blank and the digits for an utterance at the config's rate,
+    /// read with [`PAD_SECONDS`] of silence on each side.
     pub fn posteriors(&self, samples: &[f32]) -> Result<Posteriors> {
-        let (input, frames) = utterance_features(&self.config.features, samples)?;
+        let rate = f64::from(self.config.features.sample_rate);
+        let pad = (PAD_SECONDS * rate).round() as usize;
+        let mut padded = vec![0.0; samples.len() + 2 * pad];
+        if let Some(middle) = padded.get_mut(pad..pad + samples.len()) {
+            middle.copy_from_slice(samples);
+        }
+        let (input, frames) = utterance_features(&self.config.features, &padded)?;
         let logits = self.logits(&input, frames)?;
         let probs = logits.chunks_exact(CTC_CLASSES).map(softmax).collect();
-        Ok(Posteriors { probs, frame_seconds: frame_seconds(&self.config.features) })
+        Ok(Posteriors {
+            probs,
+            frame_seconds: frame_seconds(&self.config.features),
+            start_s: -(pad as f64) / rate,
+        })
     }
 
     /// Reads the digit string of an utterance at the config's rate: greedy, or the most likely
@@ -416,6 +449,9 @@ fn softmax(logits: &[f32]) -> [f32; CTC_CLASSES] {
 pub struct Posteriors {
     pub probs: Vec<[f32; CTC_CLASSES]>,
     pub frame_seconds: f64,
+    /// Where the first frame starts, in seconds from the utterance's start (before it when
+    /// the utterance was padded).
+    pub start_s: f64,
 }
 
 /// One digit read in a string.
@@ -453,7 +489,8 @@ fn reading_of(path: &[usize], p: &Posteriors) -> Reading {
     let mut previous = BLANK;
     for (t, (&c, probs)) in path.iter().zip(&p.probs).enumerate() {
         let prob = probs.get(c).copied().unwrap_or(0.0);
-        let (start, end) = (t as f64 * p.frame_seconds, (t + 1) as f64 * p.frame_seconds);
+        let at = |t: usize| (p.start_s + t as f64 * p.frame_seconds).max(0.0);
+        let (start, end) = (at(t), at(t + 1));
         if c != BLANK {
             match digits.last_mut() {
                 Some(last) if c == previous => {
@@ -623,7 +660,7 @@ mod tests {
     use super::*;
 
     fn posteriors(rows: &[[f32; CTC_CLASSES]]) -> Posteriors {
-        Posteriors { probs: rows.to_vec(), frame_seconds: 0.032 }
+        Posteriors { probs: rows.to_vec(), frame_seconds: 0.032, start_s: 0.0 }
     }
 
     fn frame(best: usize, p: f32) -> [f32; CTC_CLASSES] {

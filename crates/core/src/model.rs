@@ -61,6 +61,9 @@ pub enum Arch {
     Wide,
     /// The string model's network over a whole utterance (layers in [`crate::ctc`]).
     Tcn,
+    /// The string network with a wider and deeper 1-D part ([`crate::ctc::Shape`]).
+    #[serde(rename = "tcn-wide")]
+    TcnWide,
 }
 
 /// What a model's output means: the kind of recogniser it is. Saved in the config (absent in
@@ -108,6 +111,7 @@ impl Arch {
             Arch::Compact => "compact",
             Arch::Wide => "wide",
             Arch::Tcn => "tcn",
+            Arch::TcnWide => "tcn-wide",
         }
     }
 
@@ -117,7 +121,7 @@ impl Arch {
             Arch::Original => 3,
             Arch::Compact | Arch::Wide => 2,
             // One stride-2 convolution; an utterance is at least one frame.
-            Arch::Tcn => 0,
+            Arch::Tcn | Arch::TcnWide => 0,
         }
     }
 
@@ -126,7 +130,7 @@ impl Arch {
         match self {
             Arch::Original | Arch::Compact => [(1, 16), (16, 32), (32, 64)],
             // Not a CNN of three convolutions: see `crate::ctc` for its layers.
-            Arch::Tcn => [(0, 0); 3],
+            Arch::Tcn | Arch::TcnWide => [(0, 0); 3],
             Arch::Wide => [(1, 32), (32, 64), (64, 128)],
         }
     }
@@ -140,7 +144,10 @@ impl std::str::FromStr for Arch {
             "compact" => Ok(Arch::Compact),
             "wide" => Ok(Arch::Wide),
             "tcn" => Ok(Arch::Tcn),
-            _ => Err(Error::Config(format!("unknown architecture '{s}' (original, compact, wide, tcn)"))),
+            "tcn-wide" => Ok(Arch::TcnWide),
+            _ => Err(Error::Config(format!(
+                "unknown architecture '{s}' (original, compact, wide, tcn, tcn-wide)"
+            ))),
         }
     }
 }
@@ -192,8 +199,8 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<()> {
         self.features.validate()?;
         match (self.head, self.arch) {
-            (Head::Ctc, Arch::Tcn) => return crate::ctc::validate(self),
-            (Head::Ctc, _) | (Head::Classifier, Arch::Tcn) => {
+            (Head::Ctc, Arch::Tcn | Arch::TcnWide) => return crate::ctc::validate(self),
+            (Head::Ctc, _) | (Head::Classifier, Arch::Tcn | Arch::TcnWide) => {
                 return Err(Error::Config(
                     "the ctc head goes with the tcn network, and only with it".to_string(),
                 ));
@@ -245,7 +252,7 @@ impl ModelConfig {
                 out.push(("head.weight".into(), vec![self.num_classes, 2 * channels[2].1]));
                 out.push(("head.bias".into(), vec![self.num_classes]));
             }
-            Arch::Tcn => out = crate::ctc::parameters(&self.features),
+            Arch::Tcn | Arch::TcnWide => out = crate::ctc::parameters(self),
         }
         out.sort();
         out
@@ -353,7 +360,7 @@ impl Model {
                 });
                 Net::Compact { convs, head: Dense::new(take("head.weight"), take("head.bias")) }
             }
-            Arch::Tcn => {
+            Arch::Tcn | Arch::TcnWide => {
                 return Err(Error::model(
                     origin,
                     "a string model (head ctc): it reads whole utterances, not 1 s clips (load it as one)",

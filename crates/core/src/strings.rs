@@ -89,7 +89,7 @@ impl SpliceConfig {
             gap_ms: (-50.0, 300.0),
             silence_ms: (30.0, 500.0),
             gain_db: (-6.0, 6.0),
-            speed: (0.9, 1.1),
+            speed: (0.85, 1.15),
             p: 0.5,
             eq_db: 15.0,
             snr_db: (5.0, 30.0),
@@ -208,6 +208,18 @@ impl WordBank {
         let n = rng.random_range(cfg.digits.0..=cfg.digits.1);
         let words: Vec<&Word> = (0..n).filter_map(|_| list.get(rng.random_range(0..list.len()))).collect();
         Ok(join(&words, cfg, self.sample_rate, rng))
+    }
+
+    /// One word of any speaker, drawn uniformly; `None` for an empty bank.
+    pub fn any_word<R: Rng + ?Sized>(&self, rng: &mut R) -> Option<&[f32]> {
+        let mut pick = rng.random_range(0..self.words.max(1));
+        for (_, list) in &self.speakers {
+            if let Some(word) = list.get(pick) {
+                return Some(&word.samples);
+            }
+            pick -= list.len();
+        }
+        None
     }
 
     /// `count` strings drawn with a generator seeded by `seed` (the same strings every time).
@@ -364,6 +376,9 @@ pub fn scan_phrases(dir: &Path, held_out: bool) -> Result<Vec<Phrase>> {
 pub struct StringTrainConfig {
     /// Whose words train and whose test: [`split_words`].
     pub split: Split,
+    /// The network: `tcn` or `tcn-wide` ([`crate::ctc::Shape`]; absent in older metrics: tcn).
+    #[serde(default = "tcn")]
+    pub arch: crate::model::Arch,
     pub seed: u64,
     /// Optimiser steps (each one batch of fresh strings: the data never repeats).
     pub steps: usize,
@@ -375,6 +390,10 @@ pub struct StringTrainConfig {
     /// silence, gain, speed, equalisation and noise); the rest is spliced.
     pub phrase_share: f64,
     pub splice: SpliceConfig,
+    /// Recording conditions and SpecAugment on each training string (absent in the metrics of
+    /// models trained before it: off).
+    #[serde(default)]
+    pub augment: StringAugment,
     /// The front end (its clip length unused: utterances are read whole).
     pub features: crate::FeatureConfig,
     /// Validation strings (spliced from the validation words) scored during training.
@@ -389,6 +408,7 @@ impl Default for StringTrainConfig {
     fn default() -> Self {
         StringTrainConfig {
             split: Split::Official,
+            arch: crate::model::Arch::Tcn,
             seed: 42,
             steps: 3000,
             batch_size: 32,
@@ -396,12 +416,78 @@ impl Default for StringTrainConfig {
             weight_decay: 1e-3,
             phrase_share: 0.25,
             splice: SpliceConfig::training(),
+            augment: StringAugment::training(),
             features: crate::ctc::default_config().features,
             val_strings: 200,
             max_seconds: audio::DEFAULT_MAX_SECONDS,
             sources: vec![],
         }
     }
+}
+
+/// The string model's augmentation beyond splicing: the wild recordings' conditions on the
+/// whole string, and SpecAugment masks on its feature map. [`Default`]: off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StringAugment {
+    /// Probability that a training string also gets one recording condition of the suite
+    /// ([`crate::conditions::augment`]: long window, click, hum, DC, pink noise, babble of
+    /// three other words, reverb, clipping, telephone, quiet) at a random strength.
+    pub conditions: f64,
+    /// Frequency masks per string, each up to `freq_mask_width` mel bands.
+    pub freq_masks: usize,
+    pub freq_mask_width: usize,
+    /// One time mask of up to `time_mask_width` frames per this many frames of the string
+    /// (masks scale with its length; 0: none).
+    pub frames_per_time_mask: usize,
+    pub time_mask_width: usize,
+}
+
+impl Default for StringAugment {
+    fn default() -> Self {
+        StringAugment {
+            conditions: 0.0,
+            freq_masks: 0,
+            freq_mask_width: 0,
+            frames_per_time_mask: 0,
+            time_mask_width: 0,
+        }
+    }
+}
+
+impl StringAugment {
+    /// The string recipe's: conditions on 40% of the strings, two masks of up to 3 of the 23
+    /// bands, and a mask of up to 3 frames (48 ms: never a whole word) per second.
+    pub fn training() -> Self {
+        StringAugment {
+            conditions: 0.4,
+            freq_masks: 2,
+            freq_mask_width: 3,
+            frames_per_time_mask: 62,
+            time_mask_width: 3,
+        }
+    }
+
+    /// Masks `map` (`bands` rows of frames) in place, masked values the map's mean.
+    fn mask<R: Rng + ?Sized>(&self, map: &mut [f32], bands: usize, rng: &mut R) {
+        let frames = map.len() / bands.max(1);
+        let time_masks = frames.checked_div(self.frames_per_time_mask).unwrap_or(0);
+        if frames == 0 || (self.freq_masks == 0 && time_masks == 0) {
+            return;
+        }
+        let masks = crate::augment::AugmentConfig {
+            time_masks,
+            time_mask_width: self.time_mask_width,
+            freq_masks: self.freq_masks,
+            freq_mask_width: self.freq_mask_width,
+            ..crate::augment::AugmentConfig::default()
+        };
+        let fill = map.iter().sum::<f32>() / map.len() as f32;
+        crate::augment::mask_features(map, bands, &masks, fill, rng);
+    }
+}
+
+fn tcn() -> crate::model::Arch {
+    crate::model::Arch::Tcn
 }
 
 /// What a string model's training run reports; written as its metrics JSON.
@@ -450,8 +536,12 @@ pub fn batch_of(utterances: &[Labelled], features: &crate::FeatureConfig) -> Res
         .iter()
         .map(|(s, _)| crate::ctc::utterance_features(features, s))
         .collect::<Result<Vec<_>>>()?;
+    Ok(padded(utterances, &maps, features.n_mels))
+}
+
+/// The batch of `maps` (each utterance's features and frames) padded to the longest.
+fn padded(utterances: &[Labelled], maps: &[(Vec<f32>, usize)], bands: usize) -> StringBatch {
     let frames = maps.iter().map(|(_, f)| *f).max().unwrap_or(0);
-    let bands = features.n_mels;
     let mut out = vec![0.0; utterances.len() * bands * frames];
     for ((map, f), dst) in maps.iter().zip(out.chunks_exact_mut((bands * frames).max(1))) {
         for (row, src) in dst.chunks_exact_mut(frames.max(1)).zip(map.chunks_exact((*f).max(1))) {
@@ -460,13 +550,13 @@ pub fn batch_of(utterances: &[Labelled], features: &crate::FeatureConfig) -> Res
             }
         }
     }
-    Ok(StringBatch {
+    StringBatch {
         features: out,
         frames,
         lengths: maps.iter().map(|(_, f)| *f).collect(),
         digits: utterances.iter().flat_map(|(_, d)| d.iter().copied()).collect(),
         digit_counts: utterances.iter().map(|(_, d)| d.len()).collect(),
-    })
+    }
 }
 
 /// Seed of one batch: a pure function of the run's seed and the step.
@@ -478,7 +568,8 @@ fn batch_seed(seed: u64, step: usize) -> u64 {
 }
 
 /// The training batches of every step, made ahead of the training step (spliced strings from
-/// `bank`, a share of dressed `phrases`); stops when the receiver goes away.
+/// `bank`, a share of dressed `phrases`, then [`StringAugment`]'s conditions and masks); stops
+/// when the receiver goes away.
 pub fn produce_strings(
     cfg: &StringTrainConfig,
     bank: &WordBank,
@@ -504,8 +595,24 @@ pub fn produce_strings(
                     items.push((u.samples, u.digits));
                 }
             }
+            let a = &cfg.augment;
+            if let Some((samples, _)) = items.last_mut()
+                && a.conditions > 0.0
+                && rng.random_bool(a.conditions)
+            {
+                // Babble's voices: three other words of the bank (any speaker's).
+                let voices: Vec<&[f32]> =
+                    (0..crate::conditions::BABBLE_VOICES).filter_map(|_| bank.any_word(&mut rng)).collect();
+                *samples = crate::conditions::augment(samples, rate, &voices, &mut rng);
+            }
         }
-        if tx.send(batch_of(&items, &cfg.features)?).is_err() {
+        let mut maps = Vec::with_capacity(items.len());
+        for (samples, _) in &items {
+            let (mut map, frames) = crate::ctc::utterance_features(&cfg.features, samples)?;
+            cfg.augment.mask(&mut map, cfg.features.n_mels, &mut rng);
+            maps.push((map, frames));
+        }
+        if tx.send(padded(&items, &maps, cfg.features.n_mels)).is_err() {
             return Ok(());
         }
     }
@@ -679,6 +786,32 @@ mod tests {
         let overlapped = strings.iter().any(|u| u.spans.windows(2).any(|w| w[1].0 < w[0].1));
         assert!(overlapped, "some words overlap");
         assert!(strings.iter().all(|u| u.samples.iter().all(|s| s.is_finite())));
+    }
+
+    /// Every batch `produce_strings` makes for `cfg`.
+    fn batches(cfg: &StringTrainConfig) -> Vec<StringBatch> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(cfg.steps);
+        produce_strings(cfg, &bank(), &[], tx).unwrap();
+        rx.into_iter().collect()
+    }
+
+    #[test]
+    fn augmented_training_batches_are_seeded_and_change_the_features() {
+        let plain = StringTrainConfig {
+            steps: 3,
+            batch_size: 8,
+            augment: StringAugment::default(),
+            ..StringTrainConfig::default()
+        };
+        let augmented = StringTrainConfig { augment: StringAugment::training(), ..plain.clone() };
+        let (a, b) = (batches(&augmented), batches(&augmented));
+        assert_eq!(a.len(), 3);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!((&x.features, &x.digits, &x.lengths), (&y.features, &y.digits, &y.lengths));
+            assert!(x.features.iter().all(|v| v.is_finite()));
+        }
+        let p = batches(&plain);
+        assert!(a.iter().zip(&p).any(|(x, y)| x.features != y.features));
     }
 
     #[test]

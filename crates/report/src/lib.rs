@@ -318,6 +318,12 @@ pub fn analysis(path: &Path, a: &Analysis) -> Result<()> {
             }
             None => a.name.clone(),
         };
+        let title = match &a.reading {
+            Some(r) if !r.sequence.is_empty() => {
+                format!("{title}; string model: \"{}\" ({:.1}%)", r.sequence, 100.0 * r.confidence)
+            }
+            _ => title,
+        };
         let body = root.titled(&title, (FONT, 26))?;
         let (wave, rest) = body.split_vertically(270);
         let (spec, bottom) = rest.split_vertically(370);
@@ -392,6 +398,22 @@ fn waveform(area: &Area<'_>, a: &Analysis) -> DrawResult {
             (end, 0.0),
             style,
         )))?;
+    }
+    if let Some(reading) = &a.reading {
+        // The string model's digits: each one's span, its digit and confidence above it.
+        let spans = reading.digits.iter().map(|d| {
+            Rectangle::new([(d.start_s, -peak * 0.8), (d.end_s, peak * 0.8)], VAL.mix(0.15).filled())
+        });
+        chart
+            .draw_series(spans)?
+            .label("the string model's digits")
+            .legend(|(x, y)| Rectangle::new([(x, y - 6), (x + 24, y + 6)], VAL.mix(0.3).filled()));
+        let style =
+            TextStyle::from((FONT, 16).into_font()).color(&TEXT).pos(Pos::new(HPos::Center, VPos::Bottom));
+        chart.draw_series(reading.digits.iter().map(|d| {
+            let label = format!("{} {:.0}%", d.digit, 100.0 * d.confidence);
+            Text::new(label, ((d.start_s + d.end_s) / 2.0, peak * 0.8), style.clone())
+        }))?;
     }
     let (w0, w1) = (a.window.start as f64 / rate, a.window.end.max(a.window.start + 1) as f64 / rate);
     let y = peak * 0.93;

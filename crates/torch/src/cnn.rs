@@ -136,7 +136,7 @@ impl Classifier {
         let net = match config.arch {
             Arch::Original => Net::Original(OriginalNet::new(&vs.root(), &config)),
             Arch::Compact | Arch::Wide => Net::Compact(CompactNet::new(&vs.root(), &config)),
-            Arch::Tcn => {
+            Arch::Tcn | Arch::TcnWide => {
                 return Err(Error::Config("a string model (tcn): see spoken_digits_torch::ctc".into()));
             }
         };

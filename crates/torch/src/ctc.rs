@@ -3,7 +3,7 @@
 //! afresh for every step ([`spoken_digits::strings::produce_strings`], in a worker thread).
 
 use crate::Tch;
-use spoken_digits::ctc::{self, BLOCKS, CTC_CLASSES, FRONT, KERNEL, WIDTH};
+use spoken_digits::ctc::{self, CTC_CLASSES, KERNEL, Shape};
 use spoken_digits::model::{Head, ModelConfig, read_model_files, read_weights};
 use spoken_digits::strings::{
     Labelled, SequenceScores, StringBatch, StringTrainConfig, StringTrainReport, WordBank, batch_of,
@@ -49,7 +49,8 @@ impl StringNet {
         let root = vs.root();
         let mut front = vec![];
         let mut bands = config.features.n_mels;
-        for (i, &(cin, cout, stride)) in FRONT.iter().enumerate() {
+        let shape = Shape::of(config.arch);
+        for (i, &(cin, cout, stride)) in shape.front.iter().enumerate() {
             let p = &root / "front" / i.to_string();
             let (cin, cout) = (cin as i64, cout as i64);
             let cfg = nn::ConvConfig {
@@ -65,15 +66,15 @@ impl StringNet {
             ));
             bands = ctc::reduced(bands, stride);
         }
-        let flat = (FRONT[1].1 * bands) as i64;
-        let w = WIDTH as i64;
+        let flat = (shape.front[1].1 * bands) as i64;
+        let w = shape.width as i64;
         let pointwise =
             |fan_in: i64| nn::ConvConfig { bias: false, ws_init: init(fan_in), ..Default::default() };
         let proj = (
             nn::conv1d(&root / "proj" / "conv", flat, w, 1, pointwise(flat)),
             nn::batch_norm1d(&root / "proj" / "norm", w, Default::default()),
         );
-        let blocks = (0..BLOCKS)
+        let blocks = (0..shape.blocks)
             .map(|b| {
                 let p = &root / "blocks" / b.to_string();
                 let dw = nn::ConvConfig {
@@ -231,7 +232,7 @@ pub fn train(
     }
     cfg.splice.validate()?;
     tch::manual_seed(cfg.seed as i64);
-    let config = ModelConfig { features: cfg.features.clone(), ..ctc::default_config() };
+    let config = ModelConfig { arch: cfg.arch, features: cfg.features.clone(), ..ctc::default_config() };
     let mut net = StringNet::new(config, device)?;
     let mut opt =
         nn::AdamW { wd: cfg.weight_decay, ..Default::default() }.build(&net.vs, cfg.learning_rate).tch()?;

@@ -8,6 +8,7 @@ mod common;
 
 use spoken_digits::audio;
 use spoken_digits::ctc::{self, CTC_CLASSES, StringModel};
+use spoken_digits::model::{Arch, ModelConfig};
 use spoken_digits_torch::ctc::StringNet;
 use std::path::Path;
 use tch::{Device, Tensor};
@@ -44,8 +45,14 @@ fn assert_same(path: &Path, net: &StringNet) {
 
 #[test]
 fn a_trained_looking_string_net_gives_the_same_logits_in_libtorch_and_in_rust() {
+    for arch in [Arch::Tcn, Arch::TcnWide] {
+        trained_looking_net_round_trips(ModelConfig { arch, ..ctc::default_config() });
+    }
+}
+
+fn trained_looking_net_round_trips(config: ModelConfig) {
     tch::manual_seed(5);
-    let net = StringNet::new(ctc::default_config(), Device::Cpu).unwrap();
+    let net = StringNet::new(config, Device::Cpu).unwrap();
     // Train-mode passes move the batch-norm statistics away from 0 and 1.
     let bands = net.config().features.n_mels as i64;
     for _ in 0..3 {

@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::Parser;
 use spoken_digits::analysis::analyze_file;
 use spoken_digits::model::argmax;
-use spoken_digits_cli::{Verbosity, load_model, paint, run};
+use spoken_digits_cli::{StringsArgs, Verbosity, load_model, paint, run};
 use spoken_digits_report as plot;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -16,8 +16,8 @@ use std::process::ExitCode;
 /// For each file, writes `<name>.analysis.png` into OUT_DIR: the waveform with the detected
 /// speech segment (what the front end keeps when the model trims silence) and the 1 s window the
 /// model sees, the spectrogram, the feature map given to the model (the shipped model's: 23 x 63
-/// log-mel bands; the original's: 13 x 63 MFCCs), and the probability of each digit. Prints one
-/// line per file. A file that cannot be used is reported and the others are still drawn; the
+/// log-mel bands; the original's: 13 x 63 MFCCs), the probability of each digit, and the string
+/// model's digits with each one's span over the whole recording. Prints one line per file. A file that cannot be used is reported and the others are still drawn; the
 /// exit status is then 1.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
@@ -37,6 +37,8 @@ struct Args {
     #[arg(long, default_value_t = 60.0)]
     max_seconds: f64,
     #[command(flatten)]
+    strings: StringsArgs,
+    #[command(flatten)]
     verbosity: Verbosity,
 }
 
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
 
 fn analyze_main(args: Args) -> anyhow::Result<ExitCode> {
     let (model, model_name) = load_model(args.model.as_deref())?;
+    let strings = args.strings.load()?;
     std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
     let mut used = HashSet::new();
     let mut failed = 0;
@@ -57,7 +60,7 @@ fn analyze_main(args: Args) -> anyhow::Result<ExitCode> {
     }
     for wav in &args.wavs {
         let out = picture_path(&args.out_dir, wav, &mut used);
-        let drawn = analyze_file(wav, &model, args.max_seconds).and_then(|a| {
+        let drawn = analyze_file(wav, &model, strings.as_ref(), args.max_seconds).and_then(|a| {
             plot::analysis(&out, &a)?;
             Ok(a)
         });
@@ -67,8 +70,16 @@ fn analyze_main(args: Args) -> anyhow::Result<ExitCode> {
                     a.probabilities.map(|p| argmax(&p)).map_or_else(String::new, |(digit, confidence)| {
                         format!("{ok}{digit}{ok:#} {:>5.1}%", 100.0 * confidence)
                     });
+                let digits = a.reading.as_ref().map_or_else(String::new, |r| {
+                    let spans: Vec<String> = r
+                        .digits
+                        .iter()
+                        .map(|d| format!("{} {:.2}-{:.2}", d.digit, d.start_s, d.end_s))
+                        .collect();
+                    format!("  digits {ok}{}{ok:#} ({})", r.sequence, spans.join(", "))
+                });
                 anstream::println!(
-                    "{}  {heard}  speech {:.2}-{:.2} s  {note}-> {}{note:#}",
+                    "{}  {heard}{digits}  speech {:.2}-{:.2} s  {note}-> {}{note:#}",
                     wav.display(),
                     a.segment.start as f64 / f64::from(a.sample_rate),
                     a.segment.end as f64 / f64::from(a.sample_rate),

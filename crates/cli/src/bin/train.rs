@@ -458,6 +458,9 @@ fn train_strings(args: &Args, data: &Path, holdout_path: &Path, device: Device) 
     if let Some(v) = args.weight_decay {
         cfg.weight_decay = v;
     }
+    if let Some(v) = args.arch {
+        cfg.arch = v;
+    }
     if cfg.steps == 0 || cfg.batch_size == 0 {
         bail!("--steps and --batch-size must be positive");
     }
