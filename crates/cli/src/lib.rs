@@ -3,6 +3,7 @@
 //! `spoken-digits` crate; [`mic`] and [`live`] hold the audio device and the live loop that
 //! `listen` and `check-mic` share, and [`enroll`] the prompts and reports of `listen --enroll`.
 
+pub mod cmd;
 pub mod enroll;
 pub mod live;
 pub mod mic;

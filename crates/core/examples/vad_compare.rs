@@ -15,7 +15,7 @@ use spoken_digits::recogniser::{Heard, Recogniser};
 use spoken_digits::stream::SegmenterConfig;
 use spoken_digits::synthetic::{self, Layout, Score};
 use spoken_digits::vad::VadKind;
-use spoken_digits::{Mfcc, audio, dataset, predict};
+use spoken_digits::{Mfcc, audio, dataset};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -100,7 +100,11 @@ fn main() -> Res<()> {
             let a = (p.start_s * f64::from(rate)).round() as usize;
             let b = (p.end_s * f64::from(rate)).round() as usize;
             let probs = model.probabilities(&mfcc.compute(&stream.samples[a..b]), 1)?;
-            right += probs.into_iter().map(predict::to_prediction).filter(|q| q.digit == p.digit).count();
+            right += probs
+                .into_iter()
+                .map(spoken_digits::prediction::Prediction::from_probabilities)
+                .filter(|q| q.digit == p.digit)
+                .count();
         }
         println!("| isolated | {snr_name} | - | {right}/{} | - | - | - | - |", clips.len());
     }

@@ -1,24 +1,13 @@
 //! Predicting digits for audio files: load every file (in parallel), one batched forward pass of
-//! the classifier, and (with a string model) the digit string of each whole file.
+//! the classifier, and (with a string model) the digit string of each whole file. Each file's
+//! outcome is a [`Prediction`] (in [`crate::prediction`], shared with the live path).
 
 use crate::audio;
-use crate::ctc::{Reading, StringModel};
+use crate::ctc::StringModel;
 use crate::model::{Model, argmax};
-use crate::{FeatureConfig, Mfcc, NUM_CLASSES, Result};
+use crate::prediction::Prediction;
+use crate::{FeatureConfig, Mfcc, Result};
 use std::path::{Path, PathBuf};
-
-/// The outcome for one file.
-#[derive(Debug, Clone)]
-pub struct Prediction {
-    pub digit: u8,
-    pub confidence: f32,
-    pub probabilities: [f32; NUM_CLASSES],
-    /// Speech regions the front end found in the file (with `find_word`; 0 without it). More
-    /// than one: the file may hold several utterances, and only the loudest was read.
-    pub utterances: usize,
-    /// The string model's reading of the whole file ("4159"), when one was given.
-    pub digits: Option<Reading>,
-}
 
 /// Reads, resamples and featurises each file, `threads` at a time. One result per file, in order.
 pub fn featurise_files(
@@ -84,16 +73,10 @@ pub fn predict_files_with(
         .map(|r| {
             r.and_then(|(_, utterances, digits)| {
                 let p = probs.next().ok_or_else(|| crate::Error::Config("missing prediction".into()))?;
-                Ok(Prediction { utterances, digits, ..to_prediction(p) })
+                Ok(Prediction { utterances, digits, ..Prediction::from_probabilities(p) })
             })
         })
         .collect())
-}
-
-/// Wraps a probability vector.
-pub fn to_prediction(probabilities: [f32; NUM_CLASSES]) -> Prediction {
-    let (digit, confidence) = argmax(&probabilities);
-    Prediction { digit, confidence, probabilities, utterances: 0, digits: None }
 }
 
 /// Scores a model on labelled recordings, optionally with white noise added to every clip at

@@ -207,7 +207,7 @@ pub fn score(stream: &Stream, heard: &[Heard]) -> Score {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::predict::to_prediction;
+    use crate::prediction::Prediction;
     use crate::recogniser::HeardDigit;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
@@ -238,7 +238,7 @@ mod tests {
             p[usize::from(digit)] = 1.0;
             Heard::Digit(HeardDigit {
                 digit: Some(digit),
-                prediction: to_prediction(p),
+                prediction: Prediction::from_probabilities(p),
                 start_s,
                 end_s,
                 detected: std::time::Instant::now(),
