@@ -5,7 +5,7 @@
 
 use crate::features::speech_segment;
 use crate::model::Model;
-use crate::{FeatureConfig, Mfcc, NUM_CLASSES, Result, audio};
+use crate::{FeatureConfig, Mfcc, NUM_CLASSES, Result};
 use rustfft::FftPlanner;
 use rustfft::num_complex::Complex32;
 use std::ops::Range;
@@ -58,13 +58,17 @@ pub struct Analysis {
 impl Analysis {
     /// Analyses `samples` (at `config.sample_rate`) through the front end `config`.
     pub fn new(name: impl Into<String>, samples: Vec<f32>, config: &FeatureConfig) -> Result<Self> {
-        let mut mfcc = Mfcc::new(config)?;
-        let features = mfcc.compute(&samples);
+        let features = Mfcc::new(config)?.compute(&samples);
+        Ok(Self::of(name, samples, features, config))
+    }
+
+    /// The analysis of `samples` whose front-end map is `features`.
+    fn of(name: impl Into<String>, samples: Vec<f32>, features: Vec<f32>, config: &FeatureConfig) -> Self {
         let trimmed = config.trim_db.is_some();
         let segment = speech_segment(&samples, config.sample_rate, config.trim_db.unwrap_or(DISPLAY_TRIM_DB));
         let start = if trimmed { segment.start } else { 0 };
         let window = start..start + config.clip_samples;
-        Ok(Analysis {
+        Analysis {
             name: name.into(),
             spectrogram: spectrogram(&samples, config.n_fft, config.n_fft / 4),
             sample_rate: config.sample_rate,
@@ -78,7 +82,7 @@ impl Analysis {
             normalized: config.normalize,
             log_mel: config.log_mel,
             probabilities: None,
-        })
+        }
     }
 
     /// Length of the recording in seconds.
@@ -91,10 +95,10 @@ impl Analysis {
 /// end and runs the model on the MFCC map.
 pub fn analyze_file(path: &Path, model: &Model, max_seconds: f64) -> Result<Analysis> {
     let config = &model.config().features;
-    let samples = audio::load(path, config.sample_rate, max_seconds)?;
+    let input = crate::predict::featurise(&mut Mfcc::new(config)?, path, max_seconds)?;
     let name =
         path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let mut analysis = Analysis::new(name, samples, config)?;
+    let mut analysis = Analysis::of(name, input.samples, input.features, config);
     analysis.probabilities = model.probabilities(&analysis.mfcc, 1)?.first().copied();
     tracing::debug!(file = %path.display(), segment = ?analysis.segment, "analysed");
     Ok(analysis)

@@ -204,38 +204,16 @@ impl Mfcc {
         })
     }
 
-    /// Applies `f` to every item on `threads` workers, each with its own copy of this plan
-    /// (the FFT plan is shared), and returns the results in item order. `f` also gets the
-    /// item's index.
+    /// Applies `f` to every item on `threads` workers ([`crate::parallel::map`]), each with its
+    /// own copy of this plan (the FFT plan is shared), and returns the results in item order.
+    /// `f` also gets the item's index.
     pub fn par_map<T, R, F>(&self, items: &[T], threads: usize, f: F) -> Result<Vec<R>>
     where
         T: Sync,
         R: Send,
-        F: Fn(&mut Mfcc, usize, &T) -> R + Sync,
+        F: Fn(&mut Mfcc, usize, &T) -> R + Sync + Send,
     {
-        let per = items.len().div_ceil(threads.max(1)).max(1);
-        let f = &f;
-        std::thread::scope(|s| {
-            let handles: Vec<_> = items
-                .chunks(per)
-                .enumerate()
-                .map(|(c, chunk)| {
-                    let mut mfcc = self.clone();
-                    s.spawn(move || {
-                        chunk
-                            .iter()
-                            .enumerate()
-                            .map(|(i, item)| f(&mut mfcc, c * per + i, item))
-                            .collect::<Vec<R>>()
-                    })
-                })
-                .collect();
-            let mut out = Vec::with_capacity(items.len());
-            for h in handles {
-                out.extend(h.join().map_err(|_| Error::Config("a feature worker panicked".into()))?);
-            }
-            Ok(out)
-        })
+        crate::parallel::map(items, threads, || self.clone(), f)
     }
 
     /// The same front end with its mel filterbank's frequencies scaled by `warp` (vocal tract

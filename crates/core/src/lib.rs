@@ -19,6 +19,7 @@ pub mod live;
 pub mod metrics;
 pub mod model;
 pub mod overrides;
+pub mod parallel;
 pub mod predict;
 pub mod prediction;
 pub mod recogniser;

@@ -9,6 +9,26 @@ use crate::prediction::Prediction;
 use crate::{FeatureConfig, Mfcc, Result};
 use std::path::{Path, PathBuf};
 
+/// One file as the model takes it.
+#[derive(Debug, Clone)]
+pub struct FileInput {
+    /// The audio at the front end's rate, as read (not cut to the clip length).
+    pub samples: Vec<f32>,
+    /// The front end's feature map: the classifier's input.
+    pub features: Vec<f32>,
+    /// Speech regions the front end found (with `find_word`; 0 without it).
+    pub utterances: usize,
+}
+
+/// The one path from an audio file to model input: read it (any format [`audio::load`]
+/// knows), resample to the front end's rate, refuse it past `max_seconds`, and compute the
+/// front end's features. Training, prediction, analysis and the benchmark all read files here.
+pub fn featurise(front_end: &mut Mfcc, path: &Path, max_seconds: f64) -> Result<FileInput> {
+    let samples = audio::load(path, front_end.config().sample_rate, max_seconds)?;
+    let features = front_end.compute(&samples);
+    Ok(FileInput { samples, features, utterances: front_end.last_utterances() })
+}
+
 /// Reads, resamples and featurises each file, `threads` at a time. One result per file, in order.
 pub fn featurise_files(
     paths: &[PathBuf],
@@ -16,15 +36,8 @@ pub fn featurise_files(
     max_seconds: f64,
     threads: usize,
 ) -> Result<Vec<Result<Vec<f32>>>> {
-    let all = Mfcc::new(config)?.par_map(paths, threads, |mfcc, _, p| featurise(p, mfcc, max_seconds))?;
-    Ok(all.into_iter().map(|r| r.map(|(f, _)| f)).collect())
-}
-
-/// The features of one file and the speech regions the front end saw in it.
-fn featurise(path: &Path, mfcc: &mut Mfcc, max_seconds: f64) -> Result<(Vec<f32>, usize)> {
-    let samples = audio::load(path, mfcc.config().sample_rate, max_seconds)?;
-    let features = mfcc.compute(&samples);
-    Ok((features, mfcc.last_utterances()))
+    let all = Mfcc::new(config)?.par_map(paths, threads, |mfcc, _, p| featurise(mfcc, p, max_seconds))?;
+    Ok(all.into_iter().map(|r| r.map(|input| input.features)).collect())
 }
 
 /// Predicts every file; unreadable files give their error and do not stop the others.
@@ -56,10 +69,9 @@ pub fn predict_files_with(
         )));
     }
     let features = Mfcc::new(&model.config().features)?.par_map(paths, threads, |mfcc, _, p| {
-        let samples = audio::load(p, rate, max_seconds)?;
-        let features = mfcc.compute(&samples);
-        let digits = strings.map(|s| s.read(&samples, None)).transpose()?;
-        Ok((features, mfcc.last_utterances(), digits))
+        let input = featurise(mfcc, p, max_seconds)?;
+        let digits = strings.map(|s| s.read(&input.samples, None)).transpose()?;
+        Ok((input.features, input.utterances, digits))
     })?;
     let good: Vec<f32> = features
         .iter()

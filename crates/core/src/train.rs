@@ -387,8 +387,8 @@ pub fn load_set(
     let clip = features.clip_samples;
     let per_file =
         Mfcc::new(features)?.par_map(recs, threads, |mfcc, _, r| -> Result<(Vec<f32>, Vec<f32>)> {
-            let mut samples = audio::load(&r.path, features.sample_rate, max_seconds)?;
-            let feats = mfcc.compute(&samples);
+            let crate::predict::FileInput { features: feats, mut samples, .. } =
+                crate::predict::featurise(mfcc, &r.path, max_seconds)?;
             if keep_audio {
                 samples.resize(clip, 0.0);
             } else {

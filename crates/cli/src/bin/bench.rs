@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use spoken_digits::predict::featurise_files;
+use spoken_digits::predict::{featurise, featurise_files};
 use spoken_digits::train::{Recipe, TrainConfig};
 use spoken_digits::{FeatureConfig, Mfcc, audio};
 use spoken_digits_cli::{DEFAULT_RECORDINGS, default_path, run};
@@ -95,8 +95,7 @@ fn frontend(data: Option<PathBuf>, repeat: usize, cfg: &FeatureConfig) -> anyhow
     for _ in 0..repeat.max(1) {
         let t = Instant::now();
         for f in &files {
-            let samples = audio::load(f, cfg.sample_rate, 60.0)?;
-            mfcc.compute_into(&samples, &mut out);
+            featurise(&mut mfcc, f, 60.0)?;
         }
         one_thread.push(t.elapsed().as_secs_f64() * 1e3 / files.len() as f64);
         let t = Instant::now();
