@@ -15,7 +15,7 @@ use spoken_digits::recogniser::{Heard, Recogniser};
 use spoken_digits::stream::SegmenterConfig;
 use spoken_digits::synthetic::{self, Layout, Score};
 use spoken_digits::vad::VadKind;
-use spoken_digits::{Mfcc, audio, dataset};
+use spoken_digits::{FrontEnd, audio, dataset};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -94,7 +94,7 @@ fn main() -> Res<()> {
             row(&kind.to_string(), &snr_name, &s, t.elapsed().as_secs_f64(), audio_s);
         }
         // The ceiling: each recording alone, with the same noise, cut exactly.
-        let mut mfcc = Mfcc::new(&model.config().features)?;
+        let mut mfcc = FrontEnd::new(&model.config().features)?;
         let mut right = 0;
         for p in stream.groups.iter().flatten() {
             let a = (p.start_s * f64::from(rate)).round() as usize;

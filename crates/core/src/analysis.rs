@@ -1,11 +1,11 @@
 //! What the model hears in one recording: the waveform, its spectrogram, the speech segment, the
 //! MFCC map the model is given, and (once a model has looked) its probabilities. The numbers
 //! behind `analyze`'s picture (`spoken_digits_report::analysis`); the MFCC map comes from the same
-//! [`Mfcc`] front end as training and prediction.
+//! [`FrontEnd`] front end as training and prediction.
 
 use crate::features::speech_segment;
 use crate::model::Model;
-use crate::{FeatureConfig, Mfcc, NUM_CLASSES, Result};
+use crate::{FeatureConfig, FrontEnd, NUM_CLASSES, Result};
 use rustfft::FftPlanner;
 use rustfft::num_complex::Complex32;
 use std::ops::Range;
@@ -58,7 +58,7 @@ pub struct Analysis {
 impl Analysis {
     /// Analyses `samples` (at `config.sample_rate`) through the front end `config`.
     pub fn new(name: impl Into<String>, samples: Vec<f32>, config: &FeatureConfig) -> Result<Self> {
-        let features = Mfcc::new(config)?.compute(&samples);
+        let features = FrontEnd::new(config)?.compute(&samples);
         Ok(Self::of(name, samples, features, config))
     }
 
@@ -95,7 +95,7 @@ impl Analysis {
 /// end and runs the model on the MFCC map.
 pub fn analyze_file(path: &Path, model: &Model, max_seconds: f64) -> Result<Analysis> {
     let config = &model.config().features;
-    let input = crate::predict::featurise(&mut Mfcc::new(config)?, path, max_seconds)?;
+    let input = crate::predict::featurise(&mut FrontEnd::new(config)?, path, max_seconds)?;
     let name =
         path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
     let mut analysis = Analysis::of(name, input.samples, input.features, config);
@@ -106,7 +106,7 @@ pub fn analyze_file(path: &Path, model: &Model, max_seconds: f64) -> Result<Anal
 
 /// Power spectrogram of `samples` in dB (periodic Hann window of `n_fft`, frames every `hop`
 /// samples from the start, the last frame zero-padded), floored `SPECTROGRAM_RANGE_DB` below its
-/// maximum. For display only: the model's features come from [`Mfcc`].
+/// maximum. For display only: the model's features come from [`FrontEnd`].
 pub fn spectrogram(samples: &[f32], n_fft: usize, hop: usize) -> Spectrogram {
     let n_fft = n_fft.max(2);
     let hop = hop.max(1);

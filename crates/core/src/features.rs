@@ -1,4 +1,4 @@
-//! The front end: one [`FeatureConfig`] and one [`Mfcc`] for training, files and the microphone.
+//! The front end: one [`FeatureConfig`] and one [`FrontEnd`] for training, files and the microphone.
 //!
 //! Equal to torchaudio's
 //! `MFCC(sample_rate=8000, n_mfcc=13, melkwargs={n_fft: 256, hop_length: 128, n_mels: 23, center: True})`
@@ -138,9 +138,10 @@ struct MelFilter {
     weights: Vec<f32>,
 }
 
-/// A planned MFCC computation: owns the FFT plan, window, filterbank, DCT matrix and scratch
-/// buffers, so computing features allocates nothing but the output.
-pub struct Mfcc {
+/// The planned front end: a clip to the model's feature map, MFCCs or (with `log_mel`) the
+/// log-mel spectrogram. Owns the FFT plan, window, filterbank, DCT matrix and scratch buffers,
+/// so computing features allocates nothing but the output.
+pub struct FrontEnd {
     config: FeatureConfig,
     fft: Arc<dyn Fft<f32>>,
     window: Vec<f32>,
@@ -159,10 +160,10 @@ pub struct Mfcc {
     utterances: usize,
 }
 
-impl Clone for Mfcc {
+impl Clone for FrontEnd {
     fn clone(&self) -> Self {
         // The plan is shared (Arc); buffers are per instance.
-        Mfcc {
+        FrontEnd {
             config: self.config.clone(),
             fft: Arc::clone(&self.fft),
             window: self.window.clone(),
@@ -179,7 +180,7 @@ impl Clone for Mfcc {
     }
 }
 
-impl Mfcc {
+impl FrontEnd {
     /// Plans the computation for `config`.
     pub fn new(config: &FeatureConfig) -> Result<Self> {
         config.validate()?;
@@ -188,7 +189,7 @@ impl Mfcc {
         let window = hann(n_fft);
         let n_bins = n_fft / 2 + 1;
         let scratch = vec![Complex32::default(); fft.get_inplace_scratch_len()];
-        Ok(Mfcc {
+        Ok(FrontEnd {
             filters: mel_filters(config.sample_rate, n_fft, config.n_mels, 1.0),
             dct: dct_ortho(config.n_mfcc, config.n_mels),
             window,
@@ -211,7 +212,7 @@ impl Mfcc {
     where
         T: Sync,
         R: Send,
-        F: Fn(&mut Mfcc, usize, &T) -> R + Sync + Send,
+        F: Fn(&mut FrontEnd, usize, &T) -> R + Sync + Send,
     {
         crate::parallel::map(items, threads, || self.clone(), f)
     }
@@ -219,9 +220,9 @@ impl Mfcc {
     /// The same front end with its mel filterbank's frequencies scaled by `warp` (vocal tract
     /// length perturbation, for augmentation): `warp > 1` hears a longer vocal tract's formants
     /// where a shorter one's were.
-    pub fn warped(&self, warp: f64) -> Mfcc {
+    pub fn warped(&self, warp: f64) -> FrontEnd {
         let c = &self.config;
-        Mfcc { filters: mel_filters(c.sample_rate, c.n_fft, c.n_mels, warp), ..self.clone() }
+        FrontEnd { filters: mel_filters(c.sample_rate, c.n_fft, c.n_mels, warp), ..self.clone() }
     }
 
     /// The configuration this was planned for.
@@ -244,12 +245,12 @@ impl Mfcc {
         out
     }
 
-    /// Like [`Mfcc::compute`], writing into `out` (`feature_len()` values).
+    /// Like [`FrontEnd::compute`], writing into `out` (`feature_len()` values).
     pub fn compute_into(&mut self, samples: &[f32], out: &mut [f32]) {
         self.compute_with_lead_in(samples, 0, 1.0, out);
     }
 
-    /// Like [`Mfcc::compute_into`], with `lead_in` samples of silence put before the (trimmed)
+    /// Like [`FrontEnd::compute_into`], with `lead_in` samples of silence put before the (trimmed)
     /// clip and only its first `keep` fraction kept: training's random lead-in (which trimming
     /// would otherwise remove) and end cut.
     pub fn compute_with_lead_in(&mut self, samples: &[f32], lead_in: usize, keep: f32, out: &mut [f32]) {
@@ -725,7 +726,7 @@ mod tests {
     fn shape_is_13_by_63() {
         let cfg = FeatureConfig::default();
         assert_eq!((cfg.n_mfcc, cfg.n_frames(), cfg.feature_len()), (13, 63, 819));
-        let out = Mfcc::new(&cfg).unwrap().compute(&[0.1; 100]);
+        let out = FrontEnd::new(&cfg).unwrap().compute(&[0.1; 100]);
         assert_eq!(out.len(), 819);
         assert!(out.iter().all(|v| v.is_finite()));
     }
@@ -736,7 +737,7 @@ mod tests {
         // very end (its power underflows to 0) forces every frame through the FFT: same values,
         // also right after a loud clip that filled every frame's buffers.
         let cfg = FeatureConfig::default();
-        let mut mfcc = Mfcc::new(&cfg).unwrap();
+        let mut mfcc = FrontEnd::new(&cfg).unwrap();
         let loud: Vec<f32> = (0..cfg.clip_samples).map(|i| ((i as f32) * 0.11).sin()).collect();
         for n in [1, 127, 128, 129, 3000, 3001, 7870, 7871, 7872, 7873, 7999] {
             let clip: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.37).sin() * 0.3).collect();
@@ -756,8 +757,8 @@ mod tests {
         // With trimming, k samples of lead-in give the features of the trimmed word after k
         // zeros, computed without trimming.
         let trimmed = FeatureConfig { trim_db: Some(40.0), ..FeatureConfig::default() };
-        let mut with_trim = Mfcc::new(&trimmed).unwrap();
-        let mut plain = Mfcc::new(&FeatureConfig::default()).unwrap();
+        let mut with_trim = FrontEnd::new(&trimmed).unwrap();
+        let mut plain = FrontEnd::new(&FeatureConfig::default()).unwrap();
         let mut clip = vec![0.0f32; 2000];
         clip.extend((0..3000).map(|i| ((i as f32) * 0.37).sin() * 0.3));
         clip.resize(8000, 0.0);
@@ -778,7 +779,7 @@ mod tests {
     #[test]
     fn silence_is_flat_at_the_floor() {
         let cfg = FeatureConfig::default();
-        let out = Mfcc::new(&cfg).unwrap().compute(&[]);
+        let out = FrontEnd::new(&cfg).unwrap().compute(&[]);
         // All mel bins at -100 dB: only c0 is non-zero, -100 * sqrt(23).
         let c0 = -100.0 * (23f32).sqrt();
         assert!(out[..63].iter().all(|v| (v - c0).abs() < 1e-2), "{}", out[0]);
@@ -828,7 +829,7 @@ mod tests {
         // A word that starts at once has its missing margin made up with zeros: its features do
         // not change with any silence before it.
         let trimmed = FeatureConfig { trim_db: Some(40.0), ..FeatureConfig::default() };
-        let mut mfcc = Mfcc::new(&trimmed).unwrap();
+        let mut mfcc = FrontEnd::new(&trimmed).unwrap();
         let word = &x[4000..6000];
         let tight = mfcc.compute(word);
         for k in [1, 50, 128, 129, 130, 700] {
@@ -837,8 +838,8 @@ mod tests {
             assert_eq!(mfcc.compute(&y), tight, "{k} zeros before the word");
         }
         let cfg = FeatureConfig::robust();
-        let a = Mfcc::new(&cfg).unwrap().compute(&x);
-        let b = Mfcc::new(&cfg).unwrap().compute(&x[3700..]);
+        let a = FrontEnd::new(&cfg).unwrap().compute(&x);
+        let b = FrontEnd::new(&cfg).unwrap().compute(&x[3700..]);
         assert_eq!(a, b, "leading silence must not change robust features");
         let row = &a[63..126];
         let mean: f32 = row.iter().sum::<f32>() / 63.0;
@@ -852,8 +853,8 @@ mod tests {
         let full = FeatureConfig { n_mfcc: 23, trim_db: Some(40.0), ..FeatureConfig::default() };
         let log_mel = FeatureConfig { log_mel: true, ..full.clone() };
         let clip: Vec<f32> = (0..6000).map(|i| (i as f32 * 0.07).sin() * (i as f32 * 0.0011).cos()).collect();
-        let mfcc = Mfcc::new(&full).unwrap().compute(&clip);
-        let mel = Mfcc::new(&log_mel).unwrap().compute(&clip);
+        let mfcc = FrontEnd::new(&full).unwrap().compute(&clip);
+        let mel = FrontEnd::new(&log_mel).unwrap().compute(&clip);
         assert_eq!(mel.len(), 23 * 63);
         // The rows are decibels below the clip's loudest bin, down to top_db under it.
         let max = mel.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
@@ -878,7 +879,7 @@ mod tests {
         }
         // Louder by 12 dB (x4), the same map.
         let louder: Vec<f32> = clip.iter().map(|s| 4.0 * s).collect();
-        let mel_louder = Mfcc::new(&log_mel).unwrap().compute(&louder);
+        let mel_louder = FrontEnd::new(&log_mel).unwrap().compute(&louder);
         assert!(mel.iter().zip(&mel_louder).all(|(a, b)| (a - b).abs() < 1e-3));
         let mismatched = FeatureConfig { log_mel: true, ..FeatureConfig::default() };
         assert!(mismatched.validate().is_err(), "13 rows of 23 mel bands");
@@ -915,7 +916,7 @@ mod tests {
         assert_eq!(found.utterances, 1);
         assert!((7700..8016).contains(&found.range.start), "{:?}", found.range);
         let cfg = FeatureConfig { trim_db: Some(40.0), find_word: true, ..FeatureConfig::default() };
-        let mut mfcc = Mfcc::new(&cfg).unwrap();
+        let mut mfcc = FrontEnd::new(&cfg).unwrap();
         assert_eq!(mfcc.compute(&clip), mfcc.compute(&no_click));
         assert_eq!(mfcc.last_utterances(), 1);
         // A clip that is all word has no noise floor to measure: the threshold is then at most
@@ -957,7 +958,7 @@ mod tests {
         assert_eq!(found.utterances, 1);
         // The kept samples' mean is removed: the offset does not reach the features.
         let cfg = FeatureConfig { trim_db: Some(40.0), find_word: true, ..FeatureConfig::default() };
-        let mut mfcc = Mfcc::new(&cfg).unwrap();
+        let mut mfcc = FrontEnd::new(&cfg).unwrap();
         let shifted: Vec<f32> = clip.iter().map(|s| s - 0.2).collect();
         let (a, b) = (mfcc.compute(&clip), mfcc.compute(&shifted));
         assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-2));

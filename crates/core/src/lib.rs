@@ -1,7 +1,7 @@
 //! Spoken digit recognition (0-9) on the Free Spoken Digit Dataset.
 //!
 //! The library does the work; the binaries in `spoken-digits-cli` only parse arguments and
-//! report. One front end ([`FeatureConfig`] + [`Mfcc`]) serves training, file prediction and the
+//! report. One front end ([`FeatureConfig`] + [`FrontEnd`]) serves training, file prediction and the
 //! live microphone alike (cut into utterances by [`stream`] and [`vad`]), and its configuration
 //! travels with the weights ([`model::ModelConfig`]).
 
@@ -31,7 +31,7 @@ pub mod train;
 pub mod vad;
 
 pub use error::{Error, Result};
-pub use features::{FeatureConfig, Mfcc};
+pub use features::{FeatureConfig, FrontEnd};
 
 /// Number of classes: the digits 0-9.
 pub const NUM_CLASSES: usize = 10;

@@ -6,7 +6,7 @@ use crate::audio;
 use crate::ctc::StringModel;
 use crate::model::{Model, argmax};
 use crate::prediction::Prediction;
-use crate::{FeatureConfig, Mfcc, Result};
+use crate::{FeatureConfig, FrontEnd, Result};
 use std::path::{Path, PathBuf};
 
 /// One file as the model takes it.
@@ -23,7 +23,7 @@ pub struct FileInput {
 /// The one path from an audio file to model input: read it (any format [`audio::load`]
 /// knows), resample to the front end's rate, refuse it past `max_seconds`, and compute the
 /// front end's features. Training, prediction, analysis and the benchmark all read files here.
-pub fn featurise(front_end: &mut Mfcc, path: &Path, max_seconds: f64) -> Result<FileInput> {
+pub fn featurise(front_end: &mut FrontEnd, path: &Path, max_seconds: f64) -> Result<FileInput> {
     let samples = audio::load(path, front_end.config().sample_rate, max_seconds)?;
     let features = front_end.compute(&samples);
     Ok(FileInput { samples, features, utterances: front_end.last_utterances() })
@@ -36,7 +36,7 @@ pub fn featurise_files(
     max_seconds: f64,
     threads: usize,
 ) -> Result<Vec<Result<Vec<f32>>>> {
-    let all = Mfcc::new(config)?.par_map(paths, threads, |mfcc, _, p| featurise(mfcc, p, max_seconds))?;
+    let all = FrontEnd::new(config)?.par_map(paths, threads, |mfcc, _, p| featurise(mfcc, p, max_seconds))?;
     Ok(all.into_iter().map(|r| r.map(|input| input.features)).collect())
 }
 
@@ -68,7 +68,7 @@ pub fn predict_files_with(
             s.config().features.sample_rate
         )));
     }
-    let features = Mfcc::new(&model.config().features)?.par_map(paths, threads, |mfcc, _, p| {
+    let features = FrontEnd::new(&model.config().features)?.par_map(paths, threads, |mfcc, _, p| {
         let input = featurise(mfcc, p, max_seconds)?;
         let digits = strings.map(|s| s.read(&input.samples, None)).transpose()?;
         Ok((input.features, input.utterances, digits))
@@ -102,7 +102,7 @@ pub fn evaluate(
 ) -> Result<crate::metrics::Scores> {
     use rand::SeedableRng;
     let cfg = &model.config().features;
-    let maps = Mfcc::new(cfg)?.par_map(recordings, threads, |mfcc, i, r| -> Result<Vec<f32>> {
+    let maps = FrontEnd::new(cfg)?.par_map(recordings, threads, |mfcc, i, r| -> Result<Vec<f32>> {
         let mut samples = audio::load(&r.path, cfg.sample_rate, audio::DEFAULT_MAX_SECONDS)?;
         if let Some(snr) = noise_snr_db {
             let file_seed = seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);

@@ -14,7 +14,7 @@ use crate::ctc::{Reading, StringModel};
 use crate::model::Model;
 use crate::prediction::Prediction;
 use crate::stream::{Segment, Segmenter, SegmenterConfig};
-use crate::{Error, Mfcc, Result};
+use crate::{Error, FrontEnd, Result};
 use std::time::Instant;
 
 /// One classified utterance.
@@ -70,11 +70,11 @@ const LONGER_THAN_A_WORD_SECONDS: f64 = 1.0;
 /// as "41" at 0.51 in a phone recording's M4A copy), where the classifier reads the word right.
 const STRING_CONFIDENCE: f32 = 0.9;
 
-/// Segmenter, front end and model together. Holds one planned [`Mfcc`] and reuses it.
+/// Segmenter, front end and model together. Holds one planned [`FrontEnd`] and reuses it.
 pub struct Recogniser<'m> {
     model: &'m Model,
     strings: Option<&'m StringModel>,
-    mfcc: Mfcc,
+    mfcc: FrontEnd,
     segmenter: Segmenter,
     min_confidence: f32,
     sequence: String,
@@ -91,7 +91,7 @@ impl<'m> Recogniser<'m> {
         Ok(Recogniser {
             model,
             strings: None,
-            mfcc: Mfcc::new(features)?,
+            mfcc: FrontEnd::new(features)?,
             segmenter: Segmenter::new(stream, features.sample_rate)?,
             min_confidence,
             sequence: String::new(),

@@ -7,7 +7,7 @@ use crate::augment::{AugmentConfig, augment, keep_fraction, lead_in, mask_featur
 use crate::dataset::{Recording, Split};
 use crate::metrics::Scores;
 use crate::model::Arch;
-use crate::{Error, FeatureConfig, Mfcc, Result, audio};
+use crate::{Error, FeatureConfig, FrontEnd, Result, audio};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
@@ -386,7 +386,7 @@ pub fn load_set(
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     let clip = features.clip_samples;
     let per_file =
-        Mfcc::new(features)?.par_map(recs, threads, |mfcc, _, r| -> Result<(Vec<f32>, Vec<f32>)> {
+        FrontEnd::new(features)?.par_map(recs, threads, |mfcc, _, r| -> Result<(Vec<f32>, Vec<f32>)> {
             let crate::predict::FileInput { features: feats, mut samples, .. } =
                 crate::predict::featurise(mfcc, &r.path, max_seconds)?;
             if keep_audio {
@@ -456,9 +456,9 @@ pub fn produce(
 ) -> Result<()> {
     let flen = cfg.features.feature_len();
     let clip_len = cfg.features.clip_samples;
-    let mut mfcc = Mfcc::new(&cfg.features)?;
+    let mut mfcc = FrontEnd::new(&cfg.features)?;
     // Warped front ends for VTLP, by factor in steps of 0.01, made as they are first drawn.
-    let mut warped: std::collections::HashMap<i32, Mfcc> = std::collections::HashMap::new();
+    let mut warped: std::collections::HashMap<i32, FrontEnd> = std::collections::HashMap::new();
     let vtlp = cfg.augment.vtlp;
     let mut wave = vec![0.0f32; clip_len];
     let n = train.len();

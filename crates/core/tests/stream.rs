@@ -11,7 +11,7 @@ use spoken_digits::recogniser::{Heard, Recogniser};
 use spoken_digits::stream::SegmenterConfig;
 use spoken_digits::synthetic::{self, Layout};
 use spoken_digits::vad::VadKind;
-use spoken_digits::{Mfcc, audio};
+use spoken_digits::{FrontEnd, audio};
 use std::time::Instant;
 
 fn model() -> Model {
@@ -36,7 +36,7 @@ fn clips(model: &Model) -> Vec<(u8, Vec<f32>)> {
         (2, "lucas", 1),
     ];
     let rate = model.config().features.sample_rate;
-    let mut mfcc = Mfcc::new(&model.config().features).unwrap();
+    let mut mfcc = FrontEnd::new(&model.config().features).unwrap();
     picks
         .into_iter()
         .map(|(d, speaker, index)| {

@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use spoken_digits::predict::{featurise, featurise_files};
 use spoken_digits::train::{Recipe, TrainConfig};
-use spoken_digits::{FeatureConfig, Mfcc, audio};
+use spoken_digits::{FeatureConfig, FrontEnd, audio};
 use spoken_digits_cli::{DEFAULT_RECORDINGS, default_path, run};
 use spoken_digits_torch::Device;
 use std::path::PathBuf;
@@ -88,7 +88,7 @@ fn frontend(data: Option<PathBuf>, repeat: usize, cfg: &FeatureConfig) -> anyhow
         .filter(|p| p.extension().is_some_and(|e| e == "wav"))
         .collect();
     files.sort();
-    let mut mfcc = Mfcc::new(cfg)?;
+    let mut mfcc = FrontEnd::new(cfg)?;
     let mut out = vec![0.0f32; cfg.feature_len()];
     let (mut one_thread, mut all_threads, mut mfcc_only) = (vec![], vec![], vec![]);
     let clip = audio::load(&files[0], cfg.sample_rate, 60.0)?;
