@@ -26,7 +26,6 @@ pub mod recogniser;
 pub mod resample;
 pub mod stream;
 pub mod strings;
-pub mod synthetic;
 pub mod train;
 pub mod vad;
 
