@@ -67,7 +67,7 @@ fn main() -> ExitCode {
             What::TrainCompute { recipe, examples, val, torch_threads } => {
                 spoken_digits_torch::cnn::set_threads(torch_threads);
                 let cfg = TrainConfig::recipe(recipe);
-                let seconds = spoken_digits_torch::train::compute_only(&cfg, examples, val, Device::Cpu)?;
+                let seconds = spoken_digits_torch::fit::compute_only(&cfg, examples, val, Device::Cpu)?;
                 println!("{}", serde_json::json!({"train_compute_s": seconds, "epochs": cfg.epochs}));
             }
         }

@@ -8,7 +8,7 @@ use spoken_digits::model::Head;
 use spoken_digits::overrides::choose_output;
 use spoken_digits_cli::cmd::train::{self as cmd, Plan, StringPlan, TrainArgs};
 use spoken_digits_cli::{DEFAULT_MODEL, DEFAULT_STRING_MODEL, EpochBars, default_path, run, warn};
-use spoken_digits_torch::{Device, cnn, ctc as fit_strings, train as fit};
+use spoken_digits_torch::{Device, cnn, ctc as fit_strings, fit};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
