@@ -12,7 +12,6 @@ pub mod augment;
 pub mod conditions;
 pub mod ctc;
 pub mod dataset;
-pub mod enroll;
 pub mod error;
 pub mod features;
 pub mod live;
@@ -26,6 +25,7 @@ pub mod recogniser;
 pub mod resample;
 pub mod stream;
 pub mod strings;
+pub mod takes;
 pub mod train;
 pub mod vad;
 

@@ -6,10 +6,10 @@ use crate::mic::{self, DeviceChoice, Request};
 use crate::{StringsArgs, Verbosity, load_model};
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
-use spoken_digits::enroll::{self, TakeFolder};
 use spoken_digits::live::{Command, Feeder, Listener, Source};
 use spoken_digits::recogniser::{Recogniser, STRING_MAX_UTTERANCE_SECONDS};
 use spoken_digits::stream::SegmenterConfig;
+use spoken_digits::takes::{self, TakeFolder};
 use spoken_digits::vad::VadKind;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -235,7 +235,7 @@ fn take_folder(dir: &Path, speaker: Option<&str>) -> anyhow::Result<TakeFolder> 
         Some(s) => s.to_string(),
         None => std::env::var("USER").unwrap_or_default(),
     };
-    let name = enroll::speaker_name(&raw);
+    let name = takes::speaker_name(&raw);
     if name.is_empty() {
         bail!(
             "no speaker name for the file names ('{raw}' from {} has no letter or digit): give one with --speaker NAME",
@@ -253,7 +253,7 @@ fn enroll_main(
     render: &mut Render,
     folder: &mut TakeFolder,
 ) -> anyhow::Result<ExitCode> {
-    let prompts = enroll::prompts(args.takes as usize);
+    let prompts = takes::prompts(args.takes as usize);
     if !args.verbosity.quiet {
         eprintln!(
             "enrolling speaker '{}' into {}: {} take(s) of each digit, {} in all",
