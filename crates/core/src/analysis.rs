@@ -13,8 +13,11 @@ use std::path::Path;
 
 /// Dynamic range shown in the spectrogram (dB below its loudest bin).
 const SPECTROGRAM_RANGE_DB: f32 = 80.0;
-/// Segment threshold for models that do not trim: the robust recipe's 40 dB.
-const DISPLAY_TRIM_DB: f32 = 40.0;
+/// Segment threshold for models that do not trim: the robust recipe's.
+const DISPLAY_TRIM_DB: f32 = crate::features::TRIM_DB;
+/// `analyze --max-seconds`: longer files are refused (a picture of more than a minute shows
+/// nothing a word's does; the other binaries take [`crate::audio::DEFAULT_MAX_SECONDS`]).
+pub const MAX_SECONDS: f64 = 60.0;
 
 /// A power spectrogram in dB: `n_bins x n_frames`, row-major by frequency bin (bin 0 = 0 Hz).
 #[derive(Debug, Clone)]

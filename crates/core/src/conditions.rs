@@ -361,7 +361,7 @@ pub fn file_seed(seed: u64, condition: Condition, file_name: &str) -> u64 {
 /// [`ACTIVE_DB`] of the loudest frame's (a short last frame counts with its own length). 0 for
 /// silence.
 pub fn speech_rms(samples: &[f32], rate: u32) -> f32 {
-    let frame = (rate as usize / 62).max(1);
+    let frame = crate::features::block_samples(rate);
     let energies: Vec<(f64, usize)> = samples
         .chunks(frame)
         .map(|c| (c.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>(), c.len()))

@@ -73,11 +73,26 @@ impl Default for FeatureConfig {
     }
 }
 
+/// The trim of the robust recipe and of the string model's words: silence more than this many
+/// dB below the loudest block is cut.
+pub const TRIM_DB: f32 = 40.0;
+
+/// Energy blocks per second of the trimming and word-finding windows (and of the condition
+/// suite's speech level): [`block_samples`].
+pub const BLOCKS_PER_SECOND: usize = 62;
+
+/// The samples of one energy block, about 16 ms (129 at 8 kHz): `sample_rate / 62`, at least 1.
+/// (The streaming VAD's frame is [`crate::vad::FRAME_SECONDS`], exactly 16 ms; the trim keeps
+/// its own so that the shipped models' features stay as they were.)
+pub fn block_samples(sample_rate: u32) -> usize {
+    (sample_rate as usize / BLOCKS_PER_SECOND).max(1)
+}
+
 impl FeatureConfig {
     /// The improved front end: the original's MFCC with silence trimming and per-utterance
     /// normalisation.
     pub fn robust() -> Self {
-        FeatureConfig { trim_db: Some(40.0), normalize: true, ..FeatureConfig::default() }
+        FeatureConfig { trim_db: Some(TRIM_DB), normalize: true, ..FeatureConfig::default() }
     }
 
     /// Frames per clip with centred framing: `1 + clip_samples / hop_length` (63).
@@ -454,7 +469,7 @@ pub fn speech_segment(samples: &[f32], sample_rate: u32, db: f32) -> std::ops::R
 /// every sample, the first ones reaching into zeros before the clip, so any silence put before
 /// a clip moves the segment with it, sample for sample.
 fn speech_bounds(samples: &[f32], sample_rate: u32, db: f32) -> (std::ops::Range<usize>, usize) {
-    let block = (sample_rate as usize / 62).max(1);
+    let block = block_samples(sample_rate);
     // energies[e - 1]: the window that ends at sample e, samples[e - block..e], from running
     // sums in f64 (no drift).
     let mut energies = Vec::with_capacity(samples.len());
@@ -537,7 +552,7 @@ pub fn find_word(samples: &[f32], sample_rate: u32, db: f32) -> Word {
 
 /// [`find_word`] on a clip whose first sample is not zero.
 fn find_word_from_sound(samples: &[f32], sample_rate: u32, db: f32) -> Word {
-    let block = (sample_rate as usize / 62).max(1);
+    let block = block_samples(sample_rate);
     let blocks = |secs: f32| ((secs * sample_rate as f32) / block as f32).ceil().max(1.0) as usize;
     let diff = |i: usize| if i == 0 { 0.0 } else { samples[i] - samples[i - 1] };
     let mut energies: Vec<f64> = samples

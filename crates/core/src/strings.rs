@@ -36,7 +36,7 @@ pub const MAX_DIGITS: usize = 12;
 
 /// Words are trimmed where they fall this many dB below their loudest 16 ms (the classifier's
 /// trim).
-const TRIM_DB: f32 = 40.0;
+const TRIM_DB: f32 = crate::features::TRIM_DB;
 
 /// Whether a synthetic voice (or word speaker, such as `slt3`) is one of [`HELD_OUT_VOICES`].
 pub fn is_held_out_voice(voice: &str) -> bool {

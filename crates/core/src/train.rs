@@ -184,9 +184,9 @@ impl TrainConfig {
                     lead_in: 0.1,
                     end_cut: 0.3,
                     time_masks: 2,
-                    time_mask_width: 6,
+                    time_mask_width: crate::augment::TIME_MASK_WIDTH,
                     freq_masks: 1,
-                    freq_mask_width: 2,
+                    freq_mask_width: crate::augment::FREQ_MASK_WIDTH,
                     // Half the examples also get one recording condition of the suite (long
                     // window, click, hum, DC, noise, babble, reverb, clipping, telephone, quiet) at
                     // a random strength: with the word finder, george's fold (seed 42) 92.2% ->
@@ -209,7 +209,7 @@ impl TrainConfig {
                 // loud sample: a click, DC or hum no longer moves the window (shipped weights on
                 // the official split: long 35.0% -> 100%, click 33.7% -> 100%).
                 features: FeatureConfig {
-                    trim_db: Some(40.0),
+                    trim_db: Some(crate::features::TRIM_DB),
                     n_mfcc: 23,
                     log_mel: true,
                     find_word: true,
@@ -238,7 +238,7 @@ impl Default for TrainConfig {
             epochs: 10,
             batch_size: 64,
             learning_rate: 1e-3,
-            val_fraction: 0.1,
+            val_fraction: crate::dataset::DEFAULT_VAL_FRACTION,
             augmented_copies: 1,
             augment: AugmentConfig::default(),
             arch: Arch::Original,

@@ -91,11 +91,11 @@ fn frontend(data: Option<PathBuf>, repeat: usize, cfg: &FeatureConfig) -> anyhow
     let mut mfcc = FrontEnd::new(cfg)?;
     let mut out = vec![0.0f32; cfg.feature_len()];
     let (mut one_thread, mut all_threads, mut mfcc_only) = (vec![], vec![], vec![]);
-    let clip = audio::load(&files[0], cfg.sample_rate, 60.0)?;
+    let clip = audio::load(&files[0], cfg.sample_rate, audio::DEFAULT_MAX_SECONDS)?;
     for _ in 0..repeat.max(1) {
         let t = Instant::now();
         for f in &files {
-            featurise(&mut mfcc, f, 60.0)?;
+            featurise(&mut mfcc, f, audio::DEFAULT_MAX_SECONDS)?;
         }
         one_thread.push(t.elapsed().as_secs_f64() * 1e3 / files.len() as f64);
         let t = Instant::now();
@@ -105,7 +105,7 @@ fn frontend(data: Option<PathBuf>, repeat: usize, cfg: &FeatureConfig) -> anyhow
         mfcc_only.push(t.elapsed().as_secs_f64());
         let t = Instant::now();
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let results = featurise_files(&files, cfg, 60.0, threads)?;
+        let results = featurise_files(&files, cfg, audio::DEFAULT_MAX_SECONDS, threads)?;
         all_threads.push(t.elapsed().as_secs_f64());
         anyhow::ensure!(results.iter().all(|r| r.is_ok()), "some files failed");
     }

@@ -66,7 +66,7 @@ pub struct EvaluateArgs {
     #[arg(long, default_value = "3..10")]
     pub lengths: Lengths,
     /// With --sequences: gap between spliced words in ms, MIN,MAX (below 0: overlapped).
-    #[arg(long, default_value = "0,80", value_parser = parse_gap, allow_hyphen_values = true)]
+    #[arg(long, default_value = "0,80", value_parser = crate::cmd::train::parse_range, allow_hyphen_values = true)]
     pub gap_ms: (f32, f32),
     /// With --sequences: spliced strings to score.
     #[arg(long, default_value_t = 300)]
@@ -99,7 +99,7 @@ pub fn evaluate(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
         dataset::read_holdout(&args.holdout.clone().unwrap_or_else(|| default_path(DEFAULT_HOLDOUT)))?;
     let data = args.data.clone().unwrap_or_else(|| default_path(DEFAULT_RECORDINGS));
     let scan = dataset::scan(&data, &holdout)?;
-    let sets = dataset::split(&scan.recordings, &args.split, 0.1, args.seed)?;
+    let sets = dataset::split(&scan.recordings, &args.split, dataset::DEFAULT_VAL_FRACTION, args.seed)?;
     if !args.condition.is_empty() {
         let mut chosen = vec![Condition::Clean];
         for &c in args.condition.iter().flatten() {
@@ -144,15 +144,6 @@ pub fn evaluate(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn parse_gap(s: &str) -> Result<(f32, f32), String> {
-    let (a, b) = s.split_once(',').ok_or("expected MIN,MAX")?;
-    let (a, b): (f32, f32) = (
-        a.trim().parse().map_err(|e| format!("{a}: {e}"))?,
-        b.trim().parse().map_err(|e| format!("{b}: {e}"))?,
-    );
-    if a.is_finite() && b.is_finite() && a <= b { Ok((a, b)) } else { Err("need finite MIN <= MAX".into()) }
-}
-
 /// The three scores of `--sequences`.
 struct SequenceReport {
     model: String,
@@ -181,7 +172,7 @@ fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
         dataset::read_holdout(&args.holdout.clone().unwrap_or_else(|| default_path(DEFAULT_HOLDOUT)))?;
     let data = args.data.clone().unwrap_or_else(|| default_path(DEFAULT_RECORDINGS));
     let scan = dataset::scan(&data, &holdout)?;
-    let sets = dataset::split(&scan.recordings, &args.split, 0.1, args.seed)?;
+    let sets = dataset::split(&scan.recordings, &args.split, dataset::DEFAULT_VAL_FRACTION, args.seed)?;
     let max_seconds = spoken_digits::audio::DEFAULT_MAX_SECONDS;
     let bank = WordBank::load(&sets.test, rate, max_seconds, args.threads)?;
     let cfg = SpliceConfig::test((args.lengths.min, args.lengths.max), args.gap_ms);

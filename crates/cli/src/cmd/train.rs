@@ -410,7 +410,13 @@ impl StringPlan {
         let phrases_dir = args.phrases.clone().unwrap_or_else(|| default_path(DEFAULT_PHRASES));
         let phrase_files = strings::scan_phrases(&phrases_dir, false)
             .with_context(|| format!("reading the training phrases in {}", phrases_dir.display()))?;
-        let sets = strings::split_words(&fsdd.recordings, &synthetic_words, &cfg.split, 0.1, cfg.seed)?;
+        let sets = strings::split_words(
+            &fsdd.recordings,
+            &synthetic_words,
+            &cfg.split,
+            dataset::DEFAULT_VAL_FRACTION,
+            cfg.seed,
+        )?;
         for (dir, n) in synthetic
             .iter()
             .map(|d| (d, sets.train.len() - sets.train.iter().filter(|r| r.path.starts_with(&data)).count()))
