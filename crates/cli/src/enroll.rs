@@ -7,9 +7,9 @@ use crate::live::{OutputFormat, Render};
 use crate::paint;
 use anyhow::Context;
 use spoken_digits::NUM_CLASSES;
-use spoken_digits::enroll::TakeFolder;
 use spoken_digits::live::{Listener, Next};
 use spoken_digits::stream::PREROLL_SECONDS;
+use spoken_digits::takes::TakeFolder;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

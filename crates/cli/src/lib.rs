@@ -1,8 +1,11 @@
 //! Glue shared by the binaries: default paths and the built-in model, `-q`/`-v` and logging,
 //! colours, error reporting and exit codes, progress bars. The work itself lives in the
-//! `spoken-digits` crate; [`mic`] and [`live`] hold the audio device and the live loop that
-//! `listen` and `check-mic` share, and [`enroll`] the prompts and reports of `listen --enroll`.
+//! `spoken-digits` crate; [`cmd`] holds each binary's flags, calls and rendering (the binaries
+//! in `src/bin` only parse and call), [`mic`] and [`live`] the audio device and the rendering of
+//! the live loop that `listen` and `check-mic` share, and [`enroll`] the prompts and reports of
+//! `listen --enroll`.
 
+pub mod cmd;
 pub mod enroll;
 pub mod live;
 pub mod mic;

@@ -8,7 +8,7 @@ use spoken_digits::model::{Arch, Model, ModelConfig};
 use spoken_digits::resample::resample;
 use spoken_digits::stream::{Segmenter, SegmenterConfig};
 use spoken_digits::vad::VadKind;
-use spoken_digits::{FeatureConfig, Mfcc};
+use spoken_digits::{FeatureConfig, FrontEnd};
 use std::hint::black_box;
 
 fn tone(rate: u32, n: usize) -> Vec<f32> {
@@ -19,7 +19,7 @@ fn kernels(c: &mut Criterion) {
     let clip = tone(8000, 6000);
     for (name, cfg) in [("mfcc original", FeatureConfig::default()), ("mfcc robust", FeatureConfig::robust())]
     {
-        let mut mfcc = Mfcc::new(&cfg).unwrap();
+        let mut mfcc = FrontEnd::new(&cfg).unwrap();
         let mut out = vec![0.0; cfg.feature_len()];
         c.bench_function(name, |b| b.iter(|| mfcc.compute_into(black_box(&clip), &mut out)));
     }

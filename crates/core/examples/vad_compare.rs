@@ -1,6 +1,6 @@
 //! Compares the energy VAD with earshot on synthetic sequences of FSDD test recordings
 //! (index 0-4, 300 clips) joined by pauses, clean and with white noise at 20, 10 and 5 dB SNR.
-//! Recordings are levelled to -26 dBFS RMS first (see `synthetic::Layout`). Prints a markdown
+//! Recordings are levelled to -26 dBFS RMS first (see `spoken_digits_testkit::Layout`). Prints a markdown
 //! table.
 //!
 //!     cargo run --release --example vad_compare [-- RECORDINGS_DIR MODEL]
@@ -13,9 +13,9 @@ use rand::{RngExt, SeedableRng};
 use spoken_digits::model::Model;
 use spoken_digits::recogniser::{Heard, Recogniser};
 use spoken_digits::stream::SegmenterConfig;
-use spoken_digits::synthetic::{self, Layout, Score};
 use spoken_digits::vad::VadKind;
-use spoken_digits::{Mfcc, audio, dataset, predict};
+use spoken_digits::{FrontEnd, audio, dataset};
+use spoken_digits_testkit::{self as testkit, Layout, Score};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -59,7 +59,7 @@ fn main() -> Res<()> {
     println!("|---|---|---|---|---|---|---|---|");
     for snr in [None, Some(20.0), Some(10.0), Some(5.0)] {
         let layout = Layout { snr_db: snr, ..Layout::default() };
-        let stream = synthetic::build(&groups, rate, &layout, &mut rand::rngs::StdRng::seed_from_u64(7));
+        let stream = testkit::build(&groups, rate, &layout, &mut rand::rngs::StdRng::seed_from_u64(7));
         let snr_name = snr.map_or("clean".to_string(), |s| format!("{s} dB"));
         let audio_s = stream.samples.len() as f64 / f64::from(rate);
         for kind in [VadKind::Energy, VadKind::Earshot] {
@@ -76,7 +76,7 @@ fn main() -> Res<()> {
                 rec.push(chunk, Instant::now(), &mut heard)?;
             }
             rec.finish(&mut heard)?;
-            let s = synthetic::score(&stream, &heard);
+            let s = testkit::score(&stream, &heard);
             if std::env::var_os("VAD_COMPARE_DEBUG").is_some() {
                 let got: Vec<_> = heard
                     .iter()
@@ -94,13 +94,17 @@ fn main() -> Res<()> {
             row(&kind.to_string(), &snr_name, &s, t.elapsed().as_secs_f64(), audio_s);
         }
         // The ceiling: each recording alone, with the same noise, cut exactly.
-        let mut mfcc = Mfcc::new(&model.config().features)?;
+        let mut mfcc = FrontEnd::new(&model.config().features)?;
         let mut right = 0;
         for p in stream.groups.iter().flatten() {
             let a = (p.start_s * f64::from(rate)).round() as usize;
             let b = (p.end_s * f64::from(rate)).round() as usize;
             let probs = model.probabilities(&mfcc.compute(&stream.samples[a..b]), 1)?;
-            right += probs.into_iter().map(predict::to_prediction).filter(|q| q.digit == p.digit).count();
+            right += probs
+                .into_iter()
+                .map(spoken_digits::prediction::Prediction::from_probabilities)
+                .filter(|q| q.digit == p.digit)
+                .count();
         }
         println!("| isolated | {snr_name} | - | {right}/{} | - | - | - | - |", clips.len());
     }

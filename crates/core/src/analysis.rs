@@ -2,12 +2,12 @@
 //! MFCC map the model is given, and (once a model has looked) its probabilities and the string
 //! model's digits with their spans. The numbers
 //! behind `analyze`'s picture (`spoken_digits_report::analysis`); the MFCC map comes from the same
-//! [`Mfcc`] front end as training and prediction.
+//! [`FrontEnd`] front end as training and prediction.
 
 use crate::ctc::{Reading, StringModel};
 use crate::features::speech_segment;
 use crate::model::Model;
-use crate::{FeatureConfig, Mfcc, NUM_CLASSES, Result, audio};
+use crate::{FeatureConfig, FrontEnd, NUM_CLASSES, Result};
 use rustfft::FftPlanner;
 use rustfft::num_complex::Complex32;
 use std::ops::Range;
@@ -15,8 +15,11 @@ use std::path::Path;
 
 /// Dynamic range shown in the spectrogram (dB below its loudest bin).
 const SPECTROGRAM_RANGE_DB: f32 = 80.0;
-/// Segment threshold for models that do not trim: the robust recipe's 40 dB.
-const DISPLAY_TRIM_DB: f32 = 40.0;
+/// Segment threshold for models that do not trim: the robust recipe's.
+const DISPLAY_TRIM_DB: f32 = crate::features::TRIM_DB;
+/// `analyze --max-seconds`: longer files are refused (a picture of more than a minute shows
+/// nothing a word's does; the other binaries take [`crate::audio::DEFAULT_MAX_SECONDS`]).
+pub const MAX_SECONDS: f64 = 60.0;
 
 /// A power spectrogram in dB: `n_bins x n_frames`, row-major by frequency bin (bin 0 = 0 Hz).
 #[derive(Debug, Clone)]
@@ -63,13 +66,17 @@ pub struct Analysis {
 impl Analysis {
     /// Analyses `samples` (at `config.sample_rate`) through the front end `config`.
     pub fn new(name: impl Into<String>, samples: Vec<f32>, config: &FeatureConfig) -> Result<Self> {
-        let mut mfcc = Mfcc::new(config)?;
-        let features = mfcc.compute(&samples);
+        let features = FrontEnd::new(config)?.compute(&samples);
+        Ok(Self::of(name, samples, features, config))
+    }
+
+    /// The analysis of `samples` whose front-end map is `features`.
+    fn of(name: impl Into<String>, samples: Vec<f32>, features: Vec<f32>, config: &FeatureConfig) -> Self {
         let trimmed = config.trim_db.is_some();
         let segment = speech_segment(&samples, config.sample_rate, config.trim_db.unwrap_or(DISPLAY_TRIM_DB));
         let start = if trimmed { segment.start } else { 0 };
         let window = start..start + config.clip_samples;
-        Ok(Analysis {
+        Analysis {
             name: name.into(),
             spectrogram: spectrogram(&samples, config.n_fft, config.n_fft / 4),
             sample_rate: config.sample_rate,
@@ -84,7 +91,7 @@ impl Analysis {
             log_mel: config.log_mel,
             probabilities: None,
             reading: None,
-        })
+        }
     }
 
     /// Length of the recording in seconds.
@@ -103,15 +110,19 @@ pub fn analyze_file(
     max_seconds: f64,
 ) -> Result<Analysis> {
     let config = &model.config().features;
-    let samples = audio::load(path, config.sample_rate, max_seconds)?;
+    let input = crate::predict::featurise(&mut FrontEnd::new(config)?, path, max_seconds)?;
     let reading = match strings {
-        Some(s) if s.config().features.sample_rate == config.sample_rate => Some(s.read(&samples, None)?),
-        Some(s) => Some(s.read(&audio::load(path, s.config().features.sample_rate, max_seconds)?, None)?),
+        Some(s) if s.config().features.sample_rate == config.sample_rate => {
+            Some(s.read(&input.samples, None)?)
+        }
+        Some(s) => {
+            Some(s.read(&crate::audio::load(path, s.config().features.sample_rate, max_seconds)?, None)?)
+        }
         None => None,
     };
     let name =
         path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let mut analysis = Analysis::new(name, samples, config)?;
+    let mut analysis = Analysis::of(name, input.samples, input.features, config);
     analysis.probabilities = model.probabilities(&analysis.mfcc, 1)?.first().copied();
     analysis.reading = reading;
     tracing::debug!(file = %path.display(), segment = ?analysis.segment, "analysed");
@@ -120,7 +131,7 @@ pub fn analyze_file(
 
 /// Power spectrogram of `samples` in dB (periodic Hann window of `n_fft`, frames every `hop`
 /// samples from the start, the last frame zero-padded), floored `SPECTROGRAM_RANGE_DB` below its
-/// maximum. For display only: the model's features come from [`Mfcc`].
+/// maximum. For display only: the model's features come from [`FrontEnd`].
 pub fn spectrogram(samples: &[f32], n_fft: usize, hop: usize) -> Spectrogram {
     let n_fft = n_fft.max(2);
     let hop = hop.max(1);

@@ -65,6 +65,11 @@ pub struct AugmentConfig {
     pub freq_mask_width: usize,
 }
 
+/// Widest SpecAugment time mask (frames) when masks are asked for without a width.
+pub const TIME_MASK_WIDTH: usize = 6;
+/// Widest SpecAugment frequency mask (rows) when masks are asked for without a width.
+pub const FREQ_MASK_WIDTH: usize = 2;
+
 fn no_range() -> (f32, f32) {
     (1.0, 1.0)
 }

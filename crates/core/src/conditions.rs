@@ -14,7 +14,7 @@
 use crate::dataset::Recording;
 use crate::metrics::Scores;
 use crate::model::{Model, argmax};
-use crate::{Error, Mfcc, Result, audio};
+use crate::{Error, FrontEnd, Result, audio};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, RngExt, SeedableRng};
@@ -361,7 +361,7 @@ pub fn file_seed(seed: u64, condition: Condition, file_name: &str) -> u64 {
 /// [`ACTIVE_DB`] of the loudest frame's (a short last frame counts with its own length). 0 for
 /// silence.
 pub fn speech_rms(samples: &[f32], rate: u32) -> f32 {
-    let frame = (rate as usize / 62).max(1);
+    let frame = crate::features::block_samples(rate);
     let energies: Vec<(f64, usize)> = samples
         .chunks(frame)
         .map(|c| (c.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>(), c.len()))
@@ -556,8 +556,9 @@ pub fn evaluate(
 ) -> Result<Vec<ConditionScore>> {
     let cfg = &model.config().features;
     let rate = cfg.sample_rate;
-    let mfcc = Mfcc::new(cfg)?;
-    let load = |_: &mut Mfcc, _: usize, r: &Recording| audio::load(&r.path, rate, audio::DEFAULT_MAX_SECONDS);
+    let mfcc = FrontEnd::new(cfg)?;
+    let load =
+        |_: &mut FrontEnd, _: usize, r: &Recording| audio::load(&r.path, rate, audio::DEFAULT_MAX_SECONDS);
     let clips: Vec<Vec<f32>> = mfcc.par_map(test, threads, load)?.into_iter().collect::<Result<_>>()?;
     let pool: Vec<Vec<f32>> = if conditions.contains(&Condition::Babble) {
         mfcc.par_map(babble_pool, threads, load)?.into_iter().collect::<Result<_>>()?

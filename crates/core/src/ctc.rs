@@ -27,7 +27,7 @@
 
 use crate::features::FeatureConfig;
 use crate::model::{Arch, Head, Mat, ModelConfig, gemm, read_model_files, read_weights};
-use crate::{Error, Mfcc, NUM_CLASSES, Result};
+use crate::{Error, FrontEnd, NUM_CLASSES, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -153,7 +153,7 @@ pub fn utterance_features(features: &FeatureConfig, samples: &[f32]) -> Result<(
         n_mfcc: features.n_mels,
         ..features.clone()
     };
-    let mut mfcc = Mfcc::new(&whole)?;
+    let mut mfcc = FrontEnd::new(&whole)?;
     let mut map = mfcc.compute(samples);
     let shift = features.top_db;
     map.iter_mut().for_each(|v| *v = (*v + shift) / DB_PER_UNIT);

@@ -108,6 +108,10 @@ fn stem(name: &str) -> &str {
     name.rsplit_once('.').map_or(name, |(stem, _)| stem)
 }
 
+/// The share of the non-test recordings that validates (`train --val-fraction`'s default, and
+/// the split `evaluate` and the string model's training rebuild).
+pub const DEFAULT_VAL_FRACTION: f64 = 0.1;
+
 /// How recordings are divided into train, validation and test.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -19,6 +19,10 @@ pub enum Error {
     Dataset(String),
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// An option's value out of its range, said with the option's name
+    /// ("--aug-prob must be in [0, 1]").
+    #[error("{0}")]
+    Usage(String),
     #[error("resampling failed: {0}")]
     Resample(String),
     /// A live input (device, file or pipe) was lost or failed, said as the source says it.

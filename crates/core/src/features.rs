@@ -1,4 +1,4 @@
-//! The front end: one [`FeatureConfig`] and one [`Mfcc`] for training, files and the microphone.
+//! The front end: one [`FeatureConfig`] and one [`FrontEnd`] for training, files and the microphone.
 //!
 //! Equal to torchaudio's
 //! `MFCC(sample_rate=8000, n_mfcc=13, melkwargs={n_fft: 256, hop_length: 128, n_mels: 23, center: True})`
@@ -73,11 +73,26 @@ impl Default for FeatureConfig {
     }
 }
 
+/// The trim of the robust recipe and of the string model's words: silence more than this many
+/// dB below the loudest block is cut.
+pub const TRIM_DB: f32 = 40.0;
+
+/// Energy blocks per second of the trimming and word-finding windows (and of the condition
+/// suite's speech level): [`block_samples`].
+pub const BLOCKS_PER_SECOND: usize = 62;
+
+/// The samples of one energy block, about 16 ms (129 at 8 kHz): `sample_rate / 62`, at least 1.
+/// (The streaming VAD's frame is [`crate::vad::FRAME_SECONDS`], exactly 16 ms; the trim keeps
+/// its own so that the shipped models' features stay as they were.)
+pub fn block_samples(sample_rate: u32) -> usize {
+    (sample_rate as usize / BLOCKS_PER_SECOND).max(1)
+}
+
 impl FeatureConfig {
     /// The improved front end: the original's MFCC with silence trimming and per-utterance
     /// normalisation.
     pub fn robust() -> Self {
-        FeatureConfig { trim_db: Some(40.0), normalize: true, ..FeatureConfig::default() }
+        FeatureConfig { trim_db: Some(TRIM_DB), normalize: true, ..FeatureConfig::default() }
     }
 
     /// Frames per clip with centred framing: `1 + clip_samples / hop_length` (63).
@@ -138,9 +153,10 @@ struct MelFilter {
     weights: Vec<f32>,
 }
 
-/// A planned MFCC computation: owns the FFT plan, window, filterbank, DCT matrix and scratch
-/// buffers, so computing features allocates nothing but the output.
-pub struct Mfcc {
+/// The planned front end: a clip to the model's feature map, MFCCs or (with `log_mel`) the
+/// log-mel spectrogram. Owns the FFT plan, window, filterbank, DCT matrix and scratch buffers,
+/// so computing features allocates nothing but the output.
+pub struct FrontEnd {
     config: FeatureConfig,
     fft: Arc<dyn Fft<f32>>,
     window: Vec<f32>,
@@ -159,10 +175,10 @@ pub struct Mfcc {
     utterances: usize,
 }
 
-impl Clone for Mfcc {
+impl Clone for FrontEnd {
     fn clone(&self) -> Self {
         // The plan is shared (Arc); buffers are per instance.
-        Mfcc {
+        FrontEnd {
             config: self.config.clone(),
             fft: Arc::clone(&self.fft),
             window: self.window.clone(),
@@ -179,7 +195,7 @@ impl Clone for Mfcc {
     }
 }
 
-impl Mfcc {
+impl FrontEnd {
     /// Plans the computation for `config`.
     pub fn new(config: &FeatureConfig) -> Result<Self> {
         config.validate()?;
@@ -188,7 +204,7 @@ impl Mfcc {
         let window = hann(n_fft);
         let n_bins = n_fft / 2 + 1;
         let scratch = vec![Complex32::default(); fft.get_inplace_scratch_len()];
-        Ok(Mfcc {
+        Ok(FrontEnd {
             filters: mel_filters(config.sample_rate, n_fft, config.n_mels, 1.0),
             dct: dct_ortho(config.n_mfcc, config.n_mels),
             window,
@@ -204,46 +220,24 @@ impl Mfcc {
         })
     }
 
-    /// Applies `f` to every item on `threads` workers, each with its own copy of this plan
-    /// (the FFT plan is shared), and returns the results in item order. `f` also gets the
-    /// item's index.
+    /// Applies `f` to every item on `threads` workers ([`crate::parallel::map`]), each with its
+    /// own copy of this plan (the FFT plan is shared), and returns the results in item order.
+    /// `f` also gets the item's index.
     pub fn par_map<T, R, F>(&self, items: &[T], threads: usize, f: F) -> Result<Vec<R>>
     where
         T: Sync,
         R: Send,
-        F: Fn(&mut Mfcc, usize, &T) -> R + Sync,
+        F: Fn(&mut FrontEnd, usize, &T) -> R + Sync + Send,
     {
-        let per = items.len().div_ceil(threads.max(1)).max(1);
-        let f = &f;
-        std::thread::scope(|s| {
-            let handles: Vec<_> = items
-                .chunks(per)
-                .enumerate()
-                .map(|(c, chunk)| {
-                    let mut mfcc = self.clone();
-                    s.spawn(move || {
-                        chunk
-                            .iter()
-                            .enumerate()
-                            .map(|(i, item)| f(&mut mfcc, c * per + i, item))
-                            .collect::<Vec<R>>()
-                    })
-                })
-                .collect();
-            let mut out = Vec::with_capacity(items.len());
-            for h in handles {
-                out.extend(h.join().map_err(|_| Error::Config("a feature worker panicked".into()))?);
-            }
-            Ok(out)
-        })
+        crate::parallel::map(items, threads, || self.clone(), f)
     }
 
     /// The same front end with its mel filterbank's frequencies scaled by `warp` (vocal tract
     /// length perturbation, for augmentation): `warp > 1` hears a longer vocal tract's formants
     /// where a shorter one's were.
-    pub fn warped(&self, warp: f64) -> Mfcc {
+    pub fn warped(&self, warp: f64) -> FrontEnd {
         let c = &self.config;
-        Mfcc { filters: mel_filters(c.sample_rate, c.n_fft, c.n_mels, warp), ..self.clone() }
+        FrontEnd { filters: mel_filters(c.sample_rate, c.n_fft, c.n_mels, warp), ..self.clone() }
     }
 
     /// The configuration this was planned for.
@@ -266,12 +260,12 @@ impl Mfcc {
         out
     }
 
-    /// Like [`Mfcc::compute`], writing into `out` (`feature_len()` values).
+    /// Like [`FrontEnd::compute`], writing into `out` (`feature_len()` values).
     pub fn compute_into(&mut self, samples: &[f32], out: &mut [f32]) {
         self.compute_with_lead_in(samples, 0, 1.0, out);
     }
 
-    /// Like [`Mfcc::compute_into`], with `lead_in` samples of silence put before the (trimmed)
+    /// Like [`FrontEnd::compute_into`], with `lead_in` samples of silence put before the (trimmed)
     /// clip and only its first `keep` fraction kept: training's random lead-in (which trimming
     /// would otherwise remove) and end cut.
     pub fn compute_with_lead_in(&mut self, samples: &[f32], lead_in: usize, keep: f32, out: &mut [f32]) {
@@ -475,7 +469,7 @@ pub fn speech_segment(samples: &[f32], sample_rate: u32, db: f32) -> std::ops::R
 /// every sample, the first ones reaching into zeros before the clip, so any silence put before
 /// a clip moves the segment with it, sample for sample.
 fn speech_bounds(samples: &[f32], sample_rate: u32, db: f32) -> (std::ops::Range<usize>, usize) {
-    let block = (sample_rate as usize / 62).max(1);
+    let block = block_samples(sample_rate);
     // energies[e - 1]: the window that ends at sample e, samples[e - block..e], from running
     // sums in f64 (no drift).
     let mut energies = Vec::with_capacity(samples.len());
@@ -558,7 +552,7 @@ pub fn find_word(samples: &[f32], sample_rate: u32, db: f32) -> Word {
 
 /// [`find_word`] on a clip whose first sample is not zero.
 fn find_word_from_sound(samples: &[f32], sample_rate: u32, db: f32) -> Word {
-    let block = (sample_rate as usize / 62).max(1);
+    let block = block_samples(sample_rate);
     let blocks = |secs: f32| ((secs * sample_rate as f32) / block as f32).ceil().max(1.0) as usize;
     let diff = |i: usize| if i == 0 { 0.0 } else { samples[i] - samples[i - 1] };
     let mut energies: Vec<f64> = samples
@@ -747,7 +741,7 @@ mod tests {
     fn shape_is_13_by_63() {
         let cfg = FeatureConfig::default();
         assert_eq!((cfg.n_mfcc, cfg.n_frames(), cfg.feature_len()), (13, 63, 819));
-        let out = Mfcc::new(&cfg).unwrap().compute(&[0.1; 100]);
+        let out = FrontEnd::new(&cfg).unwrap().compute(&[0.1; 100]);
         assert_eq!(out.len(), 819);
         assert!(out.iter().all(|v| v.is_finite()));
     }
@@ -758,7 +752,7 @@ mod tests {
         // very end (its power underflows to 0) forces every frame through the FFT: same values,
         // also right after a loud clip that filled every frame's buffers.
         let cfg = FeatureConfig::default();
-        let mut mfcc = Mfcc::new(&cfg).unwrap();
+        let mut mfcc = FrontEnd::new(&cfg).unwrap();
         let loud: Vec<f32> = (0..cfg.clip_samples).map(|i| ((i as f32) * 0.11).sin()).collect();
         for n in [1, 127, 128, 129, 3000, 3001, 7870, 7871, 7872, 7873, 7999] {
             let clip: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.37).sin() * 0.3).collect();
@@ -778,8 +772,8 @@ mod tests {
         // With trimming, k samples of lead-in give the features of the trimmed word after k
         // zeros, computed without trimming.
         let trimmed = FeatureConfig { trim_db: Some(40.0), ..FeatureConfig::default() };
-        let mut with_trim = Mfcc::new(&trimmed).unwrap();
-        let mut plain = Mfcc::new(&FeatureConfig::default()).unwrap();
+        let mut with_trim = FrontEnd::new(&trimmed).unwrap();
+        let mut plain = FrontEnd::new(&FeatureConfig::default()).unwrap();
         let mut clip = vec![0.0f32; 2000];
         clip.extend((0..3000).map(|i| ((i as f32) * 0.37).sin() * 0.3));
         clip.resize(8000, 0.0);
@@ -800,7 +794,7 @@ mod tests {
     #[test]
     fn silence_is_flat_at_the_floor() {
         let cfg = FeatureConfig::default();
-        let out = Mfcc::new(&cfg).unwrap().compute(&[]);
+        let out = FrontEnd::new(&cfg).unwrap().compute(&[]);
         // All mel bins at -100 dB: only c0 is non-zero, -100 * sqrt(23).
         let c0 = -100.0 * (23f32).sqrt();
         assert!(out[..63].iter().all(|v| (v - c0).abs() < 1e-2), "{}", out[0]);
@@ -850,7 +844,7 @@ mod tests {
         // A word that starts at once has its missing margin made up with zeros: its features do
         // not change with any silence before it.
         let trimmed = FeatureConfig { trim_db: Some(40.0), ..FeatureConfig::default() };
-        let mut mfcc = Mfcc::new(&trimmed).unwrap();
+        let mut mfcc = FrontEnd::new(&trimmed).unwrap();
         let word = &x[4000..6000];
         let tight = mfcc.compute(word);
         for k in [1, 50, 128, 129, 130, 700] {
@@ -859,8 +853,8 @@ mod tests {
             assert_eq!(mfcc.compute(&y), tight, "{k} zeros before the word");
         }
         let cfg = FeatureConfig::robust();
-        let a = Mfcc::new(&cfg).unwrap().compute(&x);
-        let b = Mfcc::new(&cfg).unwrap().compute(&x[3700..]);
+        let a = FrontEnd::new(&cfg).unwrap().compute(&x);
+        let b = FrontEnd::new(&cfg).unwrap().compute(&x[3700..]);
         assert_eq!(a, b, "leading silence must not change robust features");
         let row = &a[63..126];
         let mean: f32 = row.iter().sum::<f32>() / 63.0;
@@ -874,8 +868,8 @@ mod tests {
         let full = FeatureConfig { n_mfcc: 23, trim_db: Some(40.0), ..FeatureConfig::default() };
         let log_mel = FeatureConfig { log_mel: true, ..full.clone() };
         let clip: Vec<f32> = (0..6000).map(|i| (i as f32 * 0.07).sin() * (i as f32 * 0.0011).cos()).collect();
-        let mfcc = Mfcc::new(&full).unwrap().compute(&clip);
-        let mel = Mfcc::new(&log_mel).unwrap().compute(&clip);
+        let mfcc = FrontEnd::new(&full).unwrap().compute(&clip);
+        let mel = FrontEnd::new(&log_mel).unwrap().compute(&clip);
         assert_eq!(mel.len(), 23 * 63);
         // The rows are decibels below the clip's loudest bin, down to top_db under it.
         let max = mel.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
@@ -900,7 +894,7 @@ mod tests {
         }
         // Louder by 12 dB (x4), the same map.
         let louder: Vec<f32> = clip.iter().map(|s| 4.0 * s).collect();
-        let mel_louder = Mfcc::new(&log_mel).unwrap().compute(&louder);
+        let mel_louder = FrontEnd::new(&log_mel).unwrap().compute(&louder);
         assert!(mel.iter().zip(&mel_louder).all(|(a, b)| (a - b).abs() < 1e-3));
         let mismatched = FeatureConfig { log_mel: true, ..FeatureConfig::default() };
         assert!(mismatched.validate().is_err(), "13 rows of 23 mel bands");
@@ -937,7 +931,7 @@ mod tests {
         assert_eq!(found.utterances, 1);
         assert!((7700..8016).contains(&found.range.start), "{:?}", found.range);
         let cfg = FeatureConfig { trim_db: Some(40.0), find_word: true, ..FeatureConfig::default() };
-        let mut mfcc = Mfcc::new(&cfg).unwrap();
+        let mut mfcc = FrontEnd::new(&cfg).unwrap();
         assert_eq!(mfcc.compute(&clip), mfcc.compute(&no_click));
         assert_eq!(mfcc.last_utterances(), 1);
         // A clip that is all word has no noise floor to measure: the threshold is then at most
@@ -979,7 +973,7 @@ mod tests {
         assert_eq!(found.utterances, 1);
         // The kept samples' mean is removed: the offset does not reach the features.
         let cfg = FeatureConfig { trim_db: Some(40.0), find_word: true, ..FeatureConfig::default() };
-        let mut mfcc = Mfcc::new(&cfg).unwrap();
+        let mut mfcc = FrontEnd::new(&cfg).unwrap();
         let shifted: Vec<f32> = clip.iter().map(|s| s - 0.2).collect();
         let (a, b) = (mfcc.compute(&clip), mfcc.compute(&shifted));
         assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-2));

@@ -329,8 +329,7 @@ impl<'m> Listener<'m> {
                     let start = *at + offset / std::mem::size_of::<f32>();
                     let prediction = self.recogniser.classify(clip)?;
                     let heard = HeardDigit {
-                        digit: (prediction.confidence >= self.recogniser.min_confidence())
-                            .then_some(prediction.digit),
+                        digit: prediction.sure_digit(self.recogniser.min_confidence()),
                         prediction,
                         start_s: start as f64 / rate as f64,
                         end_s: (start + window) as f64 / rate as f64,

@@ -385,29 +385,24 @@ impl Model {
             )));
         }
         let clips = features.len() / len;
-        let per_thread = clips.div_ceil(threads.clamp(1, clips.div_ceil(BATCH).max(1)));
         let mut out = vec![0.0; clips * NUM_CLASSES];
-        if clips == 0 {
-            return Ok(out);
-        }
-        let run = |input: &[f32], output: &mut [f32]| {
+        let batches = clips.div_ceil(BATCH);
+        if threads <= 1 || batches <= 1 {
+            // One batch (a single utterance in `listen`): no thread to start.
             let mut scratch = vec![];
-            for (x, y) in input.chunks(BATCH * len).zip(output.chunks_mut(BATCH * NUM_CLASSES)) {
+            for (x, y) in features.chunks(BATCH * len).zip(out.chunks_mut(BATCH * NUM_CLASSES)) {
                 y.copy_from_slice(&self.forward(x, &mut scratch));
             }
-        };
-        if per_thread >= clips {
-            // One part (a single utterance in `listen`): no thread to start.
-            run(features, &mut out);
-        } else {
-            std::thread::scope(|scope| {
-                for (input, output) in
-                    features.chunks(per_thread * len).zip(out.chunks_mut(per_thread * NUM_CLASSES))
-                {
-                    scope.spawn(move || run(input, output));
-                }
-            });
+            return Ok(out);
         }
+        // Batches of BATCH clips on the pool; a clip's logits do not depend on its batch.
+        use rayon::prelude::*;
+        crate::parallel::on_threads(threads.min(batches), || {
+            features
+                .par_chunks(BATCH * len)
+                .zip(out.par_chunks_mut(BATCH * NUM_CLASSES))
+                .for_each_init(Vec::new, |scratch, (x, y)| y.copy_from_slice(&self.forward(x, scratch)))
+        })?;
         Ok(out)
     }
 

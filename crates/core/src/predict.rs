@@ -1,23 +1,32 @@
 //! Predicting digits for audio files: load every file (in parallel), one batched forward pass of
-//! the classifier, and (with a string model) the digit string of each whole file.
+//! the classifier, and (with a string model) the digit string of each whole file. Each file's
+//! outcome is a [`Prediction`] (in [`crate::prediction`], shared with the live path).
 
 use crate::audio;
-use crate::ctc::{Reading, StringModel};
+use crate::ctc::StringModel;
 use crate::model::{Model, argmax};
-use crate::{FeatureConfig, Mfcc, NUM_CLASSES, Result};
+use crate::prediction::Prediction;
+use crate::{FeatureConfig, FrontEnd, Result};
 use std::path::{Path, PathBuf};
 
-/// The outcome for one file.
+/// One file as the model takes it.
 #[derive(Debug, Clone)]
-pub struct Prediction {
-    pub digit: u8,
-    pub confidence: f32,
-    pub probabilities: [f32; NUM_CLASSES],
-    /// Speech regions the front end found in the file (with `find_word`; 0 without it). More
-    /// than one: the file may hold several utterances, and only the loudest was read.
+pub struct FileInput {
+    /// The audio at the front end's rate, as read (not cut to the clip length).
+    pub samples: Vec<f32>,
+    /// The front end's feature map: the classifier's input.
+    pub features: Vec<f32>,
+    /// Speech regions the front end found (with `find_word`; 0 without it).
     pub utterances: usize,
-    /// The string model's reading of the whole file ("4159"), when one was given.
-    pub digits: Option<Reading>,
+}
+
+/// The one path from an audio file to model input: read it (any format [`audio::load`]
+/// knows), resample to the front end's rate, refuse it past `max_seconds`, and compute the
+/// front end's features. Training, prediction, analysis and the benchmark all read files here.
+pub fn featurise(front_end: &mut FrontEnd, path: &Path, max_seconds: f64) -> Result<FileInput> {
+    let samples = audio::load(path, front_end.config().sample_rate, max_seconds)?;
+    let features = front_end.compute(&samples);
+    Ok(FileInput { samples, features, utterances: front_end.last_utterances() })
 }
 
 /// Reads, resamples and featurises each file, `threads` at a time. One result per file, in order.
@@ -27,15 +36,8 @@ pub fn featurise_files(
     max_seconds: f64,
     threads: usize,
 ) -> Result<Vec<Result<Vec<f32>>>> {
-    let all = Mfcc::new(config)?.par_map(paths, threads, |mfcc, _, p| featurise(p, mfcc, max_seconds))?;
-    Ok(all.into_iter().map(|r| r.map(|(f, _)| f)).collect())
-}
-
-/// The features of one file and the speech regions the front end saw in it.
-fn featurise(path: &Path, mfcc: &mut Mfcc, max_seconds: f64) -> Result<(Vec<f32>, usize)> {
-    let samples = audio::load(path, mfcc.config().sample_rate, max_seconds)?;
-    let features = mfcc.compute(&samples);
-    Ok((features, mfcc.last_utterances()))
+    let all = FrontEnd::new(config)?.par_map(paths, threads, |mfcc, _, p| featurise(mfcc, p, max_seconds))?;
+    Ok(all.into_iter().map(|r| r.map(|input| input.features)).collect())
 }
 
 /// Predicts every file; unreadable files give their error and do not stop the others.
@@ -66,11 +68,10 @@ pub fn predict_files_with(
             s.config().features.sample_rate
         )));
     }
-    let features = Mfcc::new(&model.config().features)?.par_map(paths, threads, |mfcc, _, p| {
-        let samples = audio::load(p, rate, max_seconds)?;
-        let features = mfcc.compute(&samples);
-        let digits = strings.map(|s| s.read(&samples, None)).transpose()?;
-        Ok((features, mfcc.last_utterances(), digits))
+    let features = FrontEnd::new(&model.config().features)?.par_map(paths, threads, |mfcc, _, p| {
+        let input = featurise(mfcc, p, max_seconds)?;
+        let digits = strings.map(|s| s.read(&input.samples, None)).transpose()?;
+        Ok((input.features, input.utterances, digits))
     })?;
     let good: Vec<f32> = features
         .iter()
@@ -84,16 +85,10 @@ pub fn predict_files_with(
         .map(|r| {
             r.and_then(|(_, utterances, digits)| {
                 let p = probs.next().ok_or_else(|| crate::Error::Config("missing prediction".into()))?;
-                Ok(Prediction { utterances, digits, ..to_prediction(p) })
+                Ok(Prediction { utterances, digits, ..Prediction::from_probabilities(p) })
             })
         })
         .collect())
-}
-
-/// Wraps a probability vector.
-pub fn to_prediction(probabilities: [f32; NUM_CLASSES]) -> Prediction {
-    let (digit, confidence) = argmax(&probabilities);
-    Prediction { digit, confidence, probabilities, utterances: 0, digits: None }
 }
 
 /// Scores a model on labelled recordings, optionally with white noise added to every clip at
@@ -107,7 +102,7 @@ pub fn evaluate(
 ) -> Result<crate::metrics::Scores> {
     use rand::SeedableRng;
     let cfg = &model.config().features;
-    let maps = Mfcc::new(cfg)?.par_map(recordings, threads, |mfcc, i, r| -> Result<Vec<f32>> {
+    let maps = FrontEnd::new(cfg)?.par_map(recordings, threads, |mfcc, i, r| -> Result<Vec<f32>> {
         let mut samples = audio::load(&r.path, cfg.sample_rate, audio::DEFAULT_MAX_SECONDS)?;
         if let Some(snr) = noise_snr_db {
             let file_seed = seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);

@@ -12,9 +12,9 @@
 
 use crate::ctc::{Reading, StringModel};
 use crate::model::Model;
-use crate::predict::{Prediction, to_prediction};
+use crate::prediction::Prediction;
 use crate::stream::{Segment, Segmenter, SegmenterConfig};
-use crate::{Error, Mfcc, Result};
+use crate::{Error, FrontEnd, Result};
 use std::time::Instant;
 
 /// One classified utterance.
@@ -70,11 +70,11 @@ const LONGER_THAN_A_WORD_SECONDS: f64 = 1.0;
 /// as "41" at 0.51 in a phone recording's M4A copy), where the classifier reads the word right.
 const STRING_CONFIDENCE: f32 = 0.9;
 
-/// Segmenter, front end and model together. Holds one planned [`Mfcc`] and reuses it.
+/// Segmenter, front end and model together. Holds one planned [`FrontEnd`] and reuses it.
 pub struct Recogniser<'m> {
     model: &'m Model,
     strings: Option<&'m StringModel>,
-    mfcc: Mfcc,
+    mfcc: FrontEnd,
     segmenter: Segmenter,
     min_confidence: f32,
     sequence: String,
@@ -91,7 +91,7 @@ impl<'m> Recogniser<'m> {
         Ok(Recogniser {
             model,
             strings: None,
-            mfcc: Mfcc::new(features)?,
+            mfcc: FrontEnd::new(features)?,
             segmenter: Segmenter::new(stream, features.sample_rate)?,
             min_confidence,
             sequence: String::new(),
@@ -156,8 +156,9 @@ impl<'m> Recogniser<'m> {
                         let origin = u.end_s - u.samples.len() as f64 / f64::from(self.sample_rate());
                         for hit in &reading.digits {
                             let heard = HeardDigit {
-                                digit: (hit.confidence >= self.min_confidence).then_some(hit.digit),
-                                prediction: spread(hit.digit, hit.confidence),
+                                digit: Prediction::spread(hit.digit, hit.confidence)
+                                    .sure_digit(self.min_confidence),
+                                prediction: Prediction::spread(hit.digit, hit.confidence),
                                 start_s: origin + hit.start_s,
                                 end_s: origin + hit.end_s,
                                 detected: arrived,
@@ -169,7 +170,7 @@ impl<'m> Recogniser<'m> {
                         continue;
                     }
                     let prediction = self.classify(&u.samples)?;
-                    let digit = (prediction.confidence >= self.min_confidence).then_some(prediction.digit);
+                    let digit = prediction.sure_digit(self.min_confidence);
                     let heard = HeardDigit {
                         digit,
                         prediction,
@@ -207,20 +208,9 @@ impl<'m> Recogniser<'m> {
         probs
             .into_iter()
             .next()
-            .map(to_prediction)
+            .map(Prediction::from_probabilities)
             .ok_or_else(|| Error::Config("the model returned nothing".into()))
     }
-}
-
-/// A string model's digit as a prediction: its confidence on the digit, the rest spread evenly
-/// over the other nine (the string model gives no per-class vector for a whole word).
-fn spread(digit: u8, confidence: f32) -> Prediction {
-    let rest = (1.0 - confidence).max(0.0) / (crate::NUM_CLASSES - 1) as f32;
-    let mut p = [rest; crate::NUM_CLASSES];
-    if let Some(slot) = p.get_mut(usize::from(digit)) {
-        *slot = confidence;
-    }
-    Prediction { digit, confidence, probabilities: p, utterances: 1, digits: None }
 }
 
 #[cfg(test)]
@@ -234,7 +224,7 @@ mod tests {
         samples.extend(vec![0.5f32; 2400]);
         let heard = HeardDigit {
             digit: Some(1),
-            prediction: crate::predict::to_prediction([0.1; crate::NUM_CLASSES]),
+            prediction: Prediction::from_probabilities([0.1; crate::NUM_CLASSES]),
             start_s: 2.0,
             end_s: 2.3,
             detected: Instant::now(),

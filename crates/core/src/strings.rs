@@ -20,7 +20,7 @@
 use crate::augment::{add_noise, peaking_filter};
 use crate::dataset::{Recording, Split};
 use crate::features::speech_segment;
-use crate::{Error, Mfcc, NUM_CLASSES, Result, audio};
+use crate::{Error, FrontEnd, NUM_CLASSES, Result, audio};
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -36,7 +36,7 @@ pub const MAX_DIGITS: usize = 12;
 
 /// Words are trimmed where they fall this many dB below their loudest 16 ms (the classifier's
 /// trim).
-const TRIM_DB: f32 = 40.0;
+const TRIM_DB: f32 = crate::features::TRIM_DB;
 
 /// Whether a synthetic voice (or word speaker, such as `slt3`) is one of [`HELD_OUT_VOICES`].
 pub fn is_held_out_voice(voice: &str) -> bool {
@@ -153,7 +153,7 @@ impl WordBank {
         max_seconds: f64,
         threads: usize,
     ) -> Result<Self> {
-        let mfcc = Mfcc::new(&crate::FeatureConfig::default())?;
+        let mfcc = FrontEnd::new(&crate::FeatureConfig::default())?;
         let words = mfcc.par_map(recordings, threads, |_, _, r| -> Result<Word> {
             let samples = audio::load(&r.path, sample_rate, max_seconds)?;
             let kept = samples.get(speech_segment(&samples, sample_rate, TRIM_DB)).unwrap_or(&samples);
@@ -626,7 +626,7 @@ pub fn load_phrases(
     max_seconds: f64,
     threads: usize,
 ) -> Result<Vec<Labelled>> {
-    let mfcc = Mfcc::new(&crate::FeatureConfig::default())?;
+    let mfcc = FrontEnd::new(&crate::FeatureConfig::default())?;
     mfcc.par_map(phrases, threads, |_, _, p| {
         audio::load(&p.path, rate, max_seconds).map(|s| (s, p.digits.clone()))
     })?
@@ -646,7 +646,7 @@ pub fn score_strings<F>(
 where
     F: Fn(&[u8]) -> Option<crate::ctc::Lengths> + Sync,
 {
-    let mfcc = Mfcc::new(&crate::FeatureConfig::default())?;
+    let mfcc = FrontEnd::new(&crate::FeatureConfig::default())?;
     let readings =
         mfcc.par_map(items, threads, |_, _, (samples, digits)| model.read(samples, lengths(digits)))?;
     let mut scores = SequenceScores::default();

@@ -7,7 +7,7 @@ use crate::augment::{AugmentConfig, augment, keep_fraction, lead_in, mask_featur
 use crate::dataset::{Recording, Split};
 use crate::metrics::Scores;
 use crate::model::Arch;
-use crate::{Error, FeatureConfig, Mfcc, Result, audio};
+use crate::{Error, FeatureConfig, FrontEnd, Result, audio};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
@@ -184,9 +184,9 @@ impl TrainConfig {
                     lead_in: 0.1,
                     end_cut: 0.3,
                     time_masks: 2,
-                    time_mask_width: 6,
+                    time_mask_width: crate::augment::TIME_MASK_WIDTH,
                     freq_masks: 1,
-                    freq_mask_width: 2,
+                    freq_mask_width: crate::augment::FREQ_MASK_WIDTH,
                     // Half the examples also get one recording condition of the suite (long
                     // window, click, hum, DC, noise, babble, reverb, clipping, telephone, quiet) at
                     // a random strength: with the word finder, george's fold (seed 42) 92.2% ->
@@ -209,7 +209,7 @@ impl TrainConfig {
                 // loud sample: a click, DC or hum no longer moves the window (shipped weights on
                 // the official split: long 35.0% -> 100%, click 33.7% -> 100%).
                 features: FeatureConfig {
-                    trim_db: Some(40.0),
+                    trim_db: Some(crate::features::TRIM_DB),
                     n_mfcc: 23,
                     log_mel: true,
                     find_word: true,
@@ -238,7 +238,7 @@ impl Default for TrainConfig {
             epochs: 10,
             batch_size: 64,
             learning_rate: 1e-3,
-            val_fraction: 0.1,
+            val_fraction: crate::dataset::DEFAULT_VAL_FRACTION,
             augmented_copies: 1,
             augment: AugmentConfig::default(),
             arch: Arch::Original,
@@ -386,9 +386,9 @@ pub fn load_set(
 ) -> Result<(Vec<f32>, Vec<f32>)> {
     let clip = features.clip_samples;
     let per_file =
-        Mfcc::new(features)?.par_map(recs, threads, |mfcc, _, r| -> Result<(Vec<f32>, Vec<f32>)> {
-            let mut samples = audio::load(&r.path, features.sample_rate, max_seconds)?;
-            let feats = mfcc.compute(&samples);
+        FrontEnd::new(features)?.par_map(recs, threads, |mfcc, _, r| -> Result<(Vec<f32>, Vec<f32>)> {
+            let crate::predict::FileInput { features: feats, mut samples, .. } =
+                crate::predict::featurise(mfcc, &r.path, max_seconds)?;
             if keep_audio {
                 samples.resize(clip, 0.0);
             } else {
@@ -456,9 +456,9 @@ pub fn produce(
 ) -> Result<()> {
     let flen = cfg.features.feature_len();
     let clip_len = cfg.features.clip_samples;
-    let mut mfcc = Mfcc::new(&cfg.features)?;
+    let mut mfcc = FrontEnd::new(&cfg.features)?;
     // Warped front ends for VTLP, by factor in steps of 0.01, made as they are first drawn.
-    let mut warped: std::collections::HashMap<i32, Mfcc> = std::collections::HashMap::new();
+    let mut warped: std::collections::HashMap<i32, FrontEnd> = std::collections::HashMap::new();
     let vtlp = cfg.augment.vtlp;
     let mut wave = vec![0.0f32; clip_len];
     let n = train.len();

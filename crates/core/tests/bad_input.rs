@@ -6,7 +6,7 @@
 mod common;
 
 use spoken_digits::audio::{read_audio_bytes, read_wav_bytes};
-use spoken_digits::{FeatureConfig, Mfcc};
+use spoken_digits::{FeatureConfig, FrontEnd};
 use std::path::Path;
 
 /// A wav file from its parts: `fmt ` fields as given, then a data chunk.
@@ -68,7 +68,7 @@ fn refused(name: &str, bytes: &[u8], why: &str) {
 fn accepted_with_finite_features(name: &str, bytes: &[u8]) {
     let clip = read_wav_bytes(Path::new(name), bytes, 600.0).unwrap_or_else(|e| panic!("{name}: {e}"));
     for cfg in [FeatureConfig::default(), FeatureConfig::robust()] {
-        let feats = Mfcc::new(&cfg).unwrap().compute(&clip.samples);
+        let feats = FrontEnd::new(&cfg).unwrap().compute(&clip.samples);
         assert!(feats.iter().all(|v| v.is_finite()), "{name}: non-finite features");
     }
 }
@@ -189,7 +189,7 @@ fn fuzz_wav_bytes_to_features() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
     let names = ["fuzz.wav", "fuzz.flac", "fuzz.ogg", "fuzz.opus", "fuzz.mp3", "fuzz.m4a", "fuzz.webm"];
-    let mut mfcc = Mfcc::new(&FeatureConfig::robust()).unwrap();
+    let mut mfcc = FrontEnd::new(&FeatureConfig::robust()).unwrap();
     let started = std::time::Instant::now();
     let (mut cases, mut caught_panics) = (0u64, 0u64);
     while started.elapsed().as_secs_f64() < seconds {

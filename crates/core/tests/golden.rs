@@ -4,12 +4,12 @@
 mod common;
 
 use spoken_digits::model::{Model, ModelConfig, argmax};
-use spoken_digits::{FeatureConfig, Mfcc, audio};
+use spoken_digits::{FeatureConfig, FrontEnd, audio};
 
 #[test]
 fn mfcc_matches_torchaudio_within_1e_3_db() {
     let cfg = FeatureConfig::default();
-    let mut mfcc = Mfcc::new(&cfg).unwrap();
+    let mut mfcc = FrontEnd::new(&cfg).unwrap();
     let mut worst = (0.0f32, String::new());
     for item in common::items() {
         let samples = audio::load(&common::recordings().join(&item.file), cfg.sample_rate, 60.0).unwrap();

@@ -9,9 +9,9 @@ use rand::rngs::StdRng;
 use spoken_digits::model::Model;
 use spoken_digits::recogniser::{Heard, Recogniser};
 use spoken_digits::stream::SegmenterConfig;
-use spoken_digits::synthetic::{self, Layout};
 use spoken_digits::vad::VadKind;
-use spoken_digits::{Mfcc, audio};
+use spoken_digits::{FrontEnd, audio};
+use spoken_digits_testkit::{self as testkit, Layout};
 use std::time::Instant;
 
 fn model() -> Model {
@@ -36,7 +36,7 @@ fn clips(model: &Model) -> Vec<(u8, Vec<f32>)> {
         (2, "lucas", 1),
     ];
     let rate = model.config().features.sample_rate;
-    let mut mfcc = Mfcc::new(&model.config().features).unwrap();
+    let mut mfcc = FrontEnd::new(&model.config().features).unwrap();
     picks
         .into_iter()
         .map(|(d, speaker, index)| {
@@ -88,12 +88,12 @@ fn check(kind: VadKind, snrs: &[Option<f32>]) {
     }
     for &snr in snrs {
         let layout = Layout { snr_db: snr, ..Layout::default() };
-        let stream = synthetic::build(&groups, 8000, &layout, &mut StdRng::seed_from_u64(11));
+        let stream = testkit::build(&groups, 8000, &layout, &mut StdRng::seed_from_u64(11));
         assert_eq!(stream.expected_sequences(), vec!["415", "9027", "38", "642"]);
         // Odd push sizes, as a sound card would deliver.
         let got = heard(&model, kind, &stream.samples, 333);
         assert_eq!(sequences(&got), stream.expected_sequences(), "{kind} VAD at SNR {snr:?}");
-        let score = synthetic::score(&stream, &got);
+        let score = testkit::score(&stream, &got);
         assert_eq!(
             (score.segmented, score.correct, score.false_alarms),
             (12, 12, 0),

@@ -7,7 +7,7 @@
 
 pub mod cnn;
 pub mod ctc;
-pub mod train;
+pub mod fit;
 
 pub use tch::Device;
 

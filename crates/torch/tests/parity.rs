@@ -7,7 +7,7 @@
 mod common;
 
 use spoken_digits::model::Model;
-use spoken_digits::{FeatureConfig, Mfcc, audio};
+use spoken_digits::{FeatureConfig, FrontEnd, audio};
 use spoken_digits_torch::cnn::Classifier;
 use std::path::Path;
 use tch::{Device, Tensor};
@@ -52,7 +52,7 @@ fn the_shipped_model_gives_the_same_logits_in_libtorch_and_in_rust() {
     let torch = Classifier::load(&path, Device::Cpu).unwrap();
     let rust = Model::load(&path).unwrap();
     let cfg: FeatureConfig = rust.config().features.clone();
-    let mut mfcc = Mfcc::new(&cfg).unwrap();
+    let mut mfcc = FrontEnd::new(&cfg).unwrap();
     let features: Vec<f32> = common::items()
         .iter()
         .flat_map(|item| {

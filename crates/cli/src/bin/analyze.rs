@@ -34,7 +34,7 @@ struct Args {
     #[arg(long, short, value_name = "DIR", default_value = ".")]
     out_dir: PathBuf,
     /// Refuse files longer than this many seconds.
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, default_value_t = spoken_digits::analysis::MAX_SECONDS)]
     max_seconds: f64,
     #[command(flatten)]
     strings: StringsArgs,

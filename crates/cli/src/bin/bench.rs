@@ -3,9 +3,9 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use spoken_digits::predict::featurise_files;
+use spoken_digits::predict::{featurise, featurise_files};
 use spoken_digits::train::{Recipe, TrainConfig};
-use spoken_digits::{FeatureConfig, Mfcc, audio};
+use spoken_digits::{FeatureConfig, FrontEnd, audio};
 use spoken_digits_cli::{DEFAULT_RECORDINGS, default_path, run};
 use spoken_digits_torch::Device;
 use std::path::PathBuf;
@@ -67,7 +67,7 @@ fn main() -> ExitCode {
             What::TrainCompute { recipe, examples, val, torch_threads } => {
                 spoken_digits_torch::cnn::set_threads(torch_threads);
                 let cfg = TrainConfig::recipe(recipe);
-                let seconds = spoken_digits_torch::train::compute_only(&cfg, examples, val, Device::Cpu)?;
+                let seconds = spoken_digits_torch::fit::compute_only(&cfg, examples, val, Device::Cpu)?;
                 println!("{}", serde_json::json!({"train_compute_s": seconds, "epochs": cfg.epochs}));
             }
         }
@@ -88,15 +88,14 @@ fn frontend(data: Option<PathBuf>, repeat: usize, cfg: &FeatureConfig) -> anyhow
         .filter(|p| p.extension().is_some_and(|e| e == "wav"))
         .collect();
     files.sort();
-    let mut mfcc = Mfcc::new(cfg)?;
+    let mut mfcc = FrontEnd::new(cfg)?;
     let mut out = vec![0.0f32; cfg.feature_len()];
     let (mut one_thread, mut all_threads, mut mfcc_only) = (vec![], vec![], vec![]);
-    let clip = audio::load(&files[0], cfg.sample_rate, 60.0)?;
+    let clip = audio::load(&files[0], cfg.sample_rate, audio::DEFAULT_MAX_SECONDS)?;
     for _ in 0..repeat.max(1) {
         let t = Instant::now();
         for f in &files {
-            let samples = audio::load(f, cfg.sample_rate, 60.0)?;
-            mfcc.compute_into(&samples, &mut out);
+            featurise(&mut mfcc, f, audio::DEFAULT_MAX_SECONDS)?;
         }
         one_thread.push(t.elapsed().as_secs_f64() * 1e3 / files.len() as f64);
         let t = Instant::now();
@@ -106,7 +105,7 @@ fn frontend(data: Option<PathBuf>, repeat: usize, cfg: &FeatureConfig) -> anyhow
         mfcc_only.push(t.elapsed().as_secs_f64());
         let t = Instant::now();
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let results = featurise_files(&files, cfg, 60.0, threads)?;
+        let results = featurise_files(&files, cfg, audio::DEFAULT_MAX_SECONDS, threads)?;
         all_threads.push(t.elapsed().as_secs_f64());
         anyhow::ensure!(results.iter().all(|r| r.is_ok()), "some files failed");
     }

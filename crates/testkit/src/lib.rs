@@ -1,10 +1,11 @@
-//! Synthetic "spoken sequences" with known answers, for testing and comparing VADs without a
-//! microphone: recordings joined by pauses into groups, white noise at a chosen SNR over the
-//! whole stream, and a scorer that compares what a recogniser heard with the truth.
+//! Test streams for the VADs and the recogniser (dev-only; not part of the library's API):
+//! "spoken sequences" with known answers, recordings joined by pauses into groups, white noise
+//! at a chosen SNR over the whole stream, and a scorer that compares what a recogniser heard
+//! with the truth. Used by the core crate's stream tests and its `vad_compare` example.
 
-use crate::recogniser::Heard;
 use rand::{Rng, RngExt};
 use rand_distr::{Distribution, StandardNormal};
+use spoken_digits::recogniser::Heard;
 
 /// How recordings are arranged.
 #[derive(Debug, Clone, PartialEq)]
@@ -207,10 +208,10 @@ pub fn score(stream: &Stream, heard: &[Heard]) -> Score {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::predict::to_prediction;
-    use crate::recogniser::HeardDigit;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
+    use spoken_digits::prediction::Prediction;
+    use spoken_digits::recogniser::HeardDigit;
 
     #[test]
     fn layout_places_clips_and_noise_has_the_requested_snr() {
@@ -238,7 +239,7 @@ mod tests {
             p[usize::from(digit)] = 1.0;
             Heard::Digit(HeardDigit {
                 digit: Some(digit),
-                prediction: to_prediction(p),
+                prediction: Prediction::from_probabilities(p),
                 start_s,
                 end_s,
                 detected: std::time::Instant::now(),

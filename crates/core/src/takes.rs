@@ -1,8 +1,9 @@
 // File names come from outside: no indexing that could panic on them.
 #![deny(clippy::indexing_slicing)]
-//! Enrollment: a user's own takes of each digit, saved as FSDD-named recordings
+//! Enrollment takes: a user's own takes of each digit, saved as FSDD-named recordings
 //! (`{digit}_{speaker}_{index}.wav`, 8 kHz mono 16-bit) that `train --extra-data` adds to the
-//! training set. `listen --enroll` records them; this module names, numbers and writes them.
+//! training set. `listen --enroll` records them (its session is `spoken_digits_cli::enroll`);
+//! this module names, numbers and writes them.
 
 use crate::dataset::parse_name;
 use crate::resample::resample;

@@ -1,0 +1,228 @@
+//! `evaluate`: a model's accuracy on a test split of FSDD, clean, with white noise added, or
+//! under each recording condition of the suite (`--condition`); `--sequences`: a string model's
+//! digit error rate and exact strings.
+
+use crate::{
+    DEFAULT_HOLDOUT, DEFAULT_PHRASES, DEFAULT_RECORDINGS, DEFAULT_STRING_MODEL, Verbosity, default_path,
+    default_threads, load_model, paint,
+};
+use anyhow::Context;
+use clap::Parser;
+use spoken_digits::conditions::{self, Condition};
+use spoken_digits::ctc::{Lengths, StringModel};
+use spoken_digits::dataset::{self, Split};
+use spoken_digits::predict;
+use spoken_digits::strings::{self, Labelled, SequenceScores, SpliceConfig, WordBank};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Score a model on FSDD's test recordings of a split, clean or with white noise at a given SNR.
+///
+/// Prints the report (accuracy, per-class precision/recall/F1, confusion matrix); `--json`
+/// prints it as JSON instead. With `--condition`, a table of accuracy per condition (each
+/// condition applied to every test clip, seeded per file), clean first.
+///
+/// `--sequences` scores a string model (`train --head ctc`; default models/strings.safetensors)
+/// three ways: strings spliced from the split's test words (a held-out speaker's own words with
+/// `--split speaker:<name>`), seeded, of --lengths digits with --gap-ms between words; the
+/// natural phrases of the voices held out of training (--phrases); and the split's test
+/// recordings one by one (single digits). For each, the digit error rate (edits over reference
+/// digits) and exact strings, by length.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about)]
+pub struct EvaluateArgs {
+    /// Model weights (.safetensors) [default: models/digits.safetensors, else the copy built into
+    /// this binary].
+    #[arg(long, short, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// Folder of FSDD recordings.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Hold-out manifest.
+    #[arg(long, value_name = "FILE")]
+    pub holdout: Option<PathBuf>,
+    /// The split whose test set is scored: official, random or speaker:<name>.
+    #[arg(long, default_value = "official")]
+    pub split: Split,
+    /// Add white noise at this signal-to-noise ratio (dB) to every clip.
+    #[arg(long, allow_hyphen_values = true, conflicts_with = "condition")]
+    pub noise_snr: Option<f32>,
+    /// Score under these recording conditions (repeatable, or a comma list; `all`: every one):
+    /// clean, long, click, hum, dc, pink, babble, reverb, clip, phone, quiet. The clean score
+    /// is always included. Babble's voices are other speakers' recordings of FSDD's official
+    /// test part (index 0-4).
+    #[arg(long, value_name = "NAME", value_parser = parse_conditions)]
+    pub condition: Vec<Vec<Condition>>,
+    /// Seed for the split and the noise.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Worker threads for reading and featurising audio.
+    #[arg(long, default_value_t = default_threads())]
+    pub threads: usize,
+    /// Score a string model on digit strings instead (see above).
+    #[arg(long)]
+    pub sequences: bool,
+    /// With --sequences: digits per spliced string, N or MIN..MAX.
+    #[arg(long, default_value = "3..10")]
+    pub lengths: Lengths,
+    /// With --sequences: gap between spliced words in ms, MIN,MAX (below 0: overlapped).
+    #[arg(long, default_value = "0,80", value_parser = crate::cmd::train::parse_range, allow_hyphen_values = true)]
+    pub gap_ms: (f32, f32),
+    /// With --sequences: spliced strings to score.
+    #[arg(long, default_value_t = 300)]
+    pub count: usize,
+    /// With --sequences: the phrases folder [default: free-spoken-digit-dataset/phrases].
+    #[arg(long, value_name = "DIR")]
+    pub phrases: Option<PathBuf>,
+    /// With --sequences: decode with a length constraint: N, MIN..MAX, or `known` (each string's
+    /// own length); greedy without it.
+    #[arg(long, value_name = "N|MIN..MAX|known")]
+    pub digits: Option<String>,
+    /// Print the scores as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub verbosity: Verbosity,
+}
+
+fn parse_conditions(text: &str) -> Result<Vec<Condition>, String> {
+    Condition::parse_list(text).map_err(|e| e.to_string())
+}
+
+/// The whole command: what `evaluate` does with its flags.
+pub fn evaluate(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
+    if args.sequences {
+        return sequences(args);
+    }
+    let (model, model_name) = load_model(args.model.as_deref())?;
+    let holdout =
+        dataset::read_holdout(&args.holdout.clone().unwrap_or_else(|| default_path(DEFAULT_HOLDOUT)))?;
+    let data = args.data.clone().unwrap_or_else(|| default_path(DEFAULT_RECORDINGS));
+    let scan = dataset::scan(&data, &holdout)?;
+    let sets = dataset::split(&scan.recordings, &args.split, dataset::DEFAULT_VAL_FRACTION, args.seed)?;
+    if !args.condition.is_empty() {
+        let mut chosen = vec![Condition::Clean];
+        for &c in args.condition.iter().flatten() {
+            if !chosen.contains(&c) {
+                chosen.push(c);
+            }
+        }
+        let pool: Vec<_> = scan.recordings.iter().filter(|r| r.index < 5).cloned().collect();
+        let table = conditions::evaluate(&model, &sets.test, &pool, &chosen, args.seed, args.threads)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&table)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        if !args.verbosity.quiet {
+            let s = paint::STRONG;
+            anstream::println!("{s}{model_name} on the {} test set, by condition:{s:#}", args.split);
+        }
+        println!("{:<9} {:>8} {:>9}  what", "condition", "accuracy", "correct");
+        for row in &table {
+            let correct = format!("{}/{}", row.scores.correct, row.scores.total);
+            println!(
+                "{:<9} {:>7.2}% {:>9}  {}",
+                row.condition.name(),
+                100.0 * row.scores.accuracy,
+                correct,
+                row.description
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let scores = predict::evaluate(&model, &sets.test, args.noise_snr, args.seed, args.threads)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&scores)?);
+    } else {
+        let noise = args.noise_snr.map(|s| format!(", white noise at {s} dB SNR")).unwrap_or_default();
+        if !args.verbosity.quiet {
+            let s = paint::STRONG;
+            anstream::println!("{s}{model_name} on the {} test set{noise}:{s:#}", args.split);
+        }
+        print!("{scores}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The three scores of `--sequences`.
+struct SequenceReport {
+    model: String,
+    split: String,
+    decoding: String,
+    spliced: SequenceScores,
+    phrases: SequenceScores,
+    single: SequenceScores,
+}
+
+fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
+    let path = args.model.clone().unwrap_or_else(|| default_path(DEFAULT_STRING_MODEL));
+    let model = StringModel::load(&path).context("loading the string model")?;
+    let rate = model.config().features.sample_rate;
+    let constraint = match args.digits.as_deref() {
+        None => None,
+        Some("known") => Some(None),
+        Some(text) => Some(Some(text.parse::<Lengths>()?)),
+    };
+    let lengths = |reference: &[u8]| match constraint {
+        None => None,
+        Some(None) => Some(Lengths { min: reference.len(), max: reference.len() }),
+        Some(Some(l)) => Some(l),
+    };
+    let holdout =
+        dataset::read_holdout(&args.holdout.clone().unwrap_or_else(|| default_path(DEFAULT_HOLDOUT)))?;
+    let data = args.data.clone().unwrap_or_else(|| default_path(DEFAULT_RECORDINGS));
+    let scan = dataset::scan(&data, &holdout)?;
+    let sets = dataset::split(&scan.recordings, &args.split, dataset::DEFAULT_VAL_FRACTION, args.seed)?;
+    let max_seconds = spoken_digits::audio::DEFAULT_MAX_SECONDS;
+    let bank = WordBank::load(&sets.test, rate, max_seconds, args.threads)?;
+    let cfg = SpliceConfig::test((args.lengths.min, args.lengths.max), args.gap_ms);
+    let spliced: Vec<Labelled> =
+        bank.strings(&cfg, args.count, args.seed)?.into_iter().map(|u| (u.samples, u.digits)).collect();
+    let single: Vec<Labelled> = sets
+        .test
+        .iter()
+        .map(|r| Ok((spoken_digits::audio::load(&r.path, rate, max_seconds)?, vec![r.digit])))
+        .collect::<spoken_digits::Result<_>>()?;
+    let phrases_dir = args.phrases.clone().unwrap_or_else(|| default_path(DEFAULT_PHRASES));
+    let phrase_files = strings::scan_phrases(&phrases_dir, true)
+        .with_context(|| format!("reading the held-out phrases in {}", phrases_dir.display()))?;
+    let phrases = strings::load_phrases(&phrase_files, rate, max_seconds, args.threads)?;
+    let report = SequenceReport {
+        model: path.display().to_string(),
+        split: args.split.to_string(),
+        decoding: args.digits.clone().map_or("greedy".to_string(), |d| format!("digits {d}")),
+        spliced: strings::score_strings(&model, &spliced, lengths, args.threads)?,
+        phrases: strings::score_strings(&model, &phrases, lengths, args.threads)?,
+        single: strings::score_strings(&model, &single, lengths, args.threads)?,
+    };
+    if args.json {
+        let json = serde_json::json!({
+            "model": report.model,
+            "split": report.split,
+            "decoding": report.decoding,
+            "spliced": report.spliced,
+            "phrases": report.phrases,
+            "single": report.single,
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let s = paint::STRONG;
+    let (lo, hi) = (args.lengths.min, args.lengths.max);
+    let (g0, g1) = args.gap_ms;
+    anstream::println!(
+        "{s}{} ({}) on strings spliced from the {} test words, {lo}-{hi} digits, gaps {g0}-{g1} ms:{s:#}",
+        report.model,
+        report.decoding,
+        report.split
+    );
+    print!("{}", report.spliced);
+    anstream::println!(
+        "\n{s}natural phrases of the held-out voices ({}):{s:#}",
+        strings::HELD_OUT_VOICES.join(", ")
+    );
+    print!("{}", report.phrases);
+    anstream::println!("\n{s}single digits (the {} test recordings, each read whole):{s:#}", report.split);
+    print!("{}", report.single);
+    Ok(ExitCode::SUCCESS)
+}
