@@ -151,6 +151,8 @@ struct SequenceReport {
     decoding: String,
     spliced: SequenceScores,
     phrases: SequenceScores,
+    /// The phrases of each held-out voice (its name prefix) apart.
+    by_voice: Vec<(&'static str, SequenceScores)>,
     single: SequenceScores,
 }
 
@@ -187,12 +189,25 @@ fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
     let phrase_files = strings::scan_phrases(&phrases_dir, true)
         .with_context(|| format!("reading the held-out phrases in {}", phrases_dir.display()))?;
     let phrases = strings::load_phrases(&phrase_files, rate, max_seconds, args.threads)?;
+    let by_voice = strings::HELD_OUT_VOICES
+        .into_iter()
+        .map(|voice| {
+            let mine: Vec<Labelled> = phrase_files
+                .iter()
+                .zip(&phrases)
+                .filter(|(f, _)| f.voice.starts_with(voice))
+                .map(|(_, p)| p.clone())
+                .collect();
+            Ok((voice, strings::score_strings(&model, &mine, lengths, args.threads)?))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let report = SequenceReport {
         model: path.display().to_string(),
         split: args.split.to_string(),
         decoding: args.digits.clone().map_or("greedy".to_string(), |d| format!("digits {d}")),
         spliced: strings::score_strings(&model, &spliced, lengths, args.threads)?,
         phrases: strings::score_strings(&model, &phrases, lengths, args.threads)?,
+        by_voice,
         single: strings::score_strings(&model, &single, lengths, args.threads)?,
     };
     if args.json {
@@ -202,6 +217,7 @@ fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
             "decoding": report.decoding,
             "spliced": report.spliced,
             "phrases": report.phrases,
+            "phrases_by_voice": report.by_voice.iter().map(|(v, s)| (v.to_string(), s)).collect::<std::collections::BTreeMap<_, _>>(),
             "single": report.single,
         });
         println!("{}", serde_json::to_string_pretty(&json)?);
@@ -222,6 +238,14 @@ fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
         strings::HELD_OUT_VOICES.join(", ")
     );
     print!("{}", report.phrases);
+    for (voice, scores) in &report.by_voice {
+        println!(
+            "  {voice}: {} strings, digit error rate {:.2}%, exact strings {:.1}%",
+            scores.strings,
+            100.0 * scores.digit_error_rate(),
+            100.0 * scores.exact_rate()
+        );
+    }
     anstream::println!("\n{s}single digits (the {} test recordings, each read whole):{s:#}", report.split);
     print!("{}", report.single);
     Ok(ExitCode::SUCCESS)
