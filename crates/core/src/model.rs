@@ -321,10 +321,21 @@ pub struct Model {
 /// The layers, batch norm folded into the convolutions.
 #[derive(Debug, Clone)]
 enum Net {
-    Original { convs: [Conv; 3], fc1: Dense, fc2: Dense },
-    Compact { convs: [Conv; 3], head: Dense },
+    Original {
+        convs: [Conv; 3],
+        fc1: Dense,
+        fc2: Dense,
+    },
+    Compact {
+        convs: [Conv; 3],
+        head: Dense,
+    },
     /// The first block a full convolution, the others depthwise then pointwise.
-    Separable { first: Conv, blocks: [(Depthwise, Dense); 2], head: Dense },
+    Separable {
+        first: Conv,
+        blocks: [(Depthwise, Dense); 2],
+        head: Dense,
+    },
 }
 
 /// A depthwise 3x3 convolution with padding 1 (one filter per channel), batch norm folded in:
@@ -711,7 +722,14 @@ impl Dense {
         for &b in &self.bias {
             data.extend(std::iter::repeat_n(b, n));
         }
-        gemm(self.outputs, self.inputs, n, Mat::rows(&self.weight, self.inputs), Mat::rows(&x.data, n), &mut data);
+        gemm(
+            self.outputs,
+            self.inputs,
+            n,
+            Mat::rows(&self.weight, self.inputs),
+            Mat::rows(&x.data, n),
+            &mut data,
+        );
         Maps { channels: self.outputs, batch: x.batch, h: x.h, w: x.w, data }
     }
 

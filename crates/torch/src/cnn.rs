@@ -132,8 +132,14 @@ impl SeparableNet {
             // the full-resolution layer, where batch norm and ReLU on 32 x 23 x 63 activations
             // cost more than the convolutions (perf).
             let stride = if cin == 1 { 2 } else { 1 };
-            let conv_cfg =
-                nn::ConvConfig { padding: k / 2, stride, groups, ws_init: init, bias: false, ..Default::default() };
+            let conv_cfg = nn::ConvConfig {
+                padding: k / 2,
+                stride,
+                groups,
+                ws_init: init,
+                bias: false,
+                ..Default::default()
+            };
             nn::conv2d(p, cin, cout, k, conv_cfg)
         };
         let [(cin0, cout0), rest @ ..] = channels;
@@ -186,7 +192,8 @@ impl ModuleT for SeparableNet {
 enum Net {
     Original(OriginalNet),
     Compact(CompactNet),
-    Separable(SeparableNet),
+    // Boxed: its first block's layers are held inline, several times the others' size.
+    Separable(Box<SeparableNet>),
 }
 
 /// A model ready to train or predict: weights, network and config.
@@ -205,7 +212,7 @@ impl Classifier {
         let net = match config.arch {
             Arch::Original => Net::Original(OriginalNet::new(&vs.root(), &config)),
             Arch::Compact | Arch::Wide => Net::Compact(CompactNet::new(&vs.root(), &config)),
-            Arch::Ds => Net::Separable(SeparableNet::new(&vs.root(), &config)),
+            Arch::Ds => Net::Separable(Box::new(SeparableNet::new(&vs.root(), &config))),
             Arch::Tcn => {
                 return Err(Error::Config("a string model (tcn): see spoken_digits_torch::ctc".into()));
             }

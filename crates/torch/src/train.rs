@@ -118,7 +118,6 @@ pub fn train(
     stop: &AtomicBool,
 ) -> Result<(Classifier, TrainReport)> {
     let started = Instant::now();
-    crate::keep_freed_memory();
     if cfg.epochs == 0 || cfg.batch_size == 0 {
         return Err(Error::Config("epochs and batch size must be positive".into()));
     }
@@ -141,6 +140,9 @@ pub fn train(
         labels: labels(&sets.test),
     };
 
+    // After the data is loaded: its buffers grow by realloc, which for blocks above the mmap
+    // threshold moves pages (mremap) where the heap would copy them, doubling the peak.
+    crate::keep_freed_memory();
     tch::manual_seed(cfg.seed as i64);
     let mut model = Classifier::new(
         ModelConfig {

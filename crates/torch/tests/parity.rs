@@ -123,11 +123,8 @@ fn a_depthwise_separable_model_gives_the_same_logits_in_libtorch_and_in_rust() {
     // The ds network with every weight and batch-norm statistic drawn at random (the running
     // variances positive), so that the stride-2 first convolution, the depthwise filters and the
     // folded norms all count, on real recordings through the shipped front end.
-    let features_cfg: FeatureConfig = Model::load(&common::root().join("models/digits.safetensors"))
-        .unwrap()
-        .config()
-        .features
-        .clone();
+    let features_cfg: FeatureConfig =
+        Model::load(&common::root().join("models/digits.safetensors")).unwrap().config().features.clone();
     let config = spoken_digits::model::ModelConfig {
         arch: spoken_digits::model::Arch::Ds,
         features: features_cfg.clone(),

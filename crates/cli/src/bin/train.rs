@@ -177,8 +177,9 @@ struct Args {
     /// SpecAugment coefficient masks per example, each up to 2 rows [recipe: original 0, robust 1].
     #[arg(long)]
     freq_masks: Option<usize>,
-    /// Network: original, compact, or wide (compact with twice the channels) [recipe: original
-    /// original, robust wide].
+    /// Network: original, compact, wide (compact with twice the channels), or ds (wide's
+    /// channels, depthwise-separable: a seventh of the compute) [recipe: original original,
+    /// robust wide].
     #[arg(long)]
     arch: Option<Arch>,
     /// Trim silence quieter than this many dB below the loudest part before the features;
