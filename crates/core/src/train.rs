@@ -466,6 +466,9 @@ pub fn produce(
     let mut order: Vec<(usize, usize)> =
         (0..=cfg.augmented_copies).flat_map(|copy| (0..n).map(move |i| (i, copy))).collect();
     for epoch in 0..cfg.epochs {
+        // Seconds of work, not counting the waits for the training step to take a batch.
+        let mut busy = 0.0;
+        let mut t_busy = std::time::Instant::now();
         order.sort_unstable();
         order.shuffle(&mut StdRng::seed_from_u64(example_seed(cfg.seed, epoch, usize::MAX)));
         for (b, chunk) in order.chunks(cfg.batch_size.max(1)).enumerate() {
@@ -523,10 +526,13 @@ pub fn produce(
                 let mut rng = StdRng::seed_from_u64(example_seed(cfg.seed, epoch, usize::MAX - 1 - b));
                 mix_batch(&mut batch, flen, cfg.mixup, &mut rng);
             }
+            busy += t_busy.elapsed().as_secs_f64();
             if tx.send(batch).is_err() {
                 return Ok(());
             }
+            t_busy = std::time::Instant::now();
         }
+        tracing::info!(epoch = epoch + 1, busy_seconds = busy, "augmentation worker produced the epoch");
     }
     Ok(())
 }

@@ -231,6 +231,8 @@ pub fn train(
         return Err(Error::Config("steps and batch size must be positive".into()));
     }
     cfg.splice.validate()?;
+    // The words and phrases are loaded: from here on, keep freed memory for the next batch.
+    crate::keep_freed_memory();
     tch::manual_seed(cfg.seed as i64);
     let config = ModelConfig { arch: cfg.arch, features: cfg.features.clone(), ..ctc::default_config() };
     let mut net = StringNet::new(config, device)?;

@@ -140,6 +140,9 @@ pub fn train(
         labels: labels(&sets.test),
     };
 
+    // After the data is loaded: its buffers grow by realloc, which for blocks above the mmap
+    // threshold moves pages (mremap) where the heap would copy them, doubling the peak.
+    crate::keep_freed_memory();
     tch::manual_seed(cfg.seed as i64);
     let mut model = Classifier::new(
         ModelConfig {
@@ -173,6 +176,9 @@ pub fn train(
             let t0 = Instant::now();
             progress.epoch_start(epoch, cfg.epochs, batches);
             let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
+            // Time spent waiting for the augmentation worker: above zero, the data side and not
+            // the network is what limits an epoch (logged with the epoch's figures).
+            let mut waited = 0.0;
             for b in 0..batches {
                 let step = (epoch - 1) * batches + b;
                 opt.set_lr(cfg.schedule.rate(cfg.learning_rate, step, batches * cfg.epochs, batches));
@@ -180,7 +186,9 @@ pub fn train(
                     interrupted = true;
                     break 'epochs;
                 }
+                let t_wait = Instant::now();
                 let Ok(batch) = rx.recv() else { break 'epochs };
+                waited += t_wait.elapsed().as_secs_f64();
                 let xs = to_input(&batch.features, fc, device)?;
                 let ys = Tensor::f_from_slice(&batch.labels).tch()?.f_to_device(device).tch()?;
                 let logits = model.forward(&xs, true);
@@ -226,6 +234,7 @@ pub fn train(
                 val_loss,
                 val_accuracy,
                 seconds = stats.seconds,
+                waited_for_batches = waited,
                 "epoch finished"
             );
             let better = best.as_ref().is_none_or(|(acc, loss, _, _)| {
@@ -369,6 +378,7 @@ pub fn compute_only(cfg: &TrainConfig, examples: usize, val_examples: usize, dev
         features: (0..val_examples * flen).map(|_| rng.random_range(-1.0f32..1.0)).collect(),
         labels: (0..val_examples).map(|i| (i % NUM_CLASSES) as i64).collect(),
     };
+    crate::keep_freed_memory();
     tch::manual_seed(cfg.seed as i64);
     let model = Classifier::new(
         ModelConfig {

@@ -117,3 +117,48 @@ fn both_refuse_weights_of_another_architecture_naming_the_tensors() {
     assert!(Path::new(&dir).is_dir());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_depthwise_separable_model_gives_the_same_logits_in_libtorch_and_in_rust() {
+    // The ds network with every weight and batch-norm statistic drawn at random (the running
+    // variances positive), so that the stride-2 first convolution, the depthwise filters and the
+    // folded norms all count, on real recordings through the shipped front end.
+    let features_cfg: FeatureConfig =
+        Model::load(&common::root().join("models/digits.safetensors")).unwrap().config().features.clone();
+    let config = spoken_digits::model::ModelConfig {
+        arch: spoken_digits::model::Arch::Ds,
+        features: features_cfg.clone(),
+        ..Default::default()
+    };
+    tch::manual_seed(7);
+    let torch = Classifier::new(config, Device::Cpu).unwrap();
+    tch::no_grad(|| {
+        for (name, var) in torch.vs.variables() {
+            let random = Tensor::randn(var.size(), (tch::Kind::Float, Device::Cpu)) * 0.5;
+            let value = if name.ends_with("running_var") { random.abs() + 0.5 } else { random };
+            var.shallow_clone().copy_(&value);
+        }
+    });
+    let dir = std::env::temp_dir().join(format!("parity-ds-{}", std::process::id()));
+    let path = dir.join("ds.safetensors");
+    torch.save(&path).unwrap();
+    let again = Classifier::load(&path, Device::Cpu).unwrap();
+    let rust = Model::load(&path).unwrap();
+    let mut mfcc = Mfcc::new(&features_cfg).unwrap();
+    let features: Vec<f32> = common::items()
+        .iter()
+        .flat_map(|item| {
+            let samples =
+                audio::load(&common::recordings().join(&item.file), features_cfg.sample_rate, 60.0).unwrap();
+            mfcc.compute(&samples)
+        })
+        .collect();
+    let t = torch_logits(&torch, &features);
+    assert_eq!(t, torch_logits(&again, &features), "reloaded in libtorch");
+    // Logits here are tens of units (random weights); the tolerance is relative to them.
+    let scale = t.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    assert_close(&rust.logits(&features, 2).unwrap(), &t, 1e-4 * scale, "ds");
+    // The clips' logits differ from each other: the network is not constant.
+    assert!(t.chunks(10).any(|c| c != &t[..10]), "{t:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -48,6 +48,15 @@ enum What {
         /// libtorch CPU threads (as `train --torch-threads`).
         #[arg(long, default_value_t = 1)]
         torch_threads: usize,
+        /// Network, instead of the recipe's.
+        #[arg(long)]
+        arch: Option<spoken_digits::model::Arch>,
+        /// Epochs, instead of the recipe's.
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Batch size, instead of the recipe's.
+        #[arg(long)]
+        batch_size: Option<usize>,
     },
 }
 
@@ -64,9 +73,12 @@ fn main() -> ExitCode {
                 };
                 frontend(data, repeat, &cfg)?
             }
-            What::TrainCompute { recipe, examples, val, torch_threads } => {
+            What::TrainCompute { recipe, examples, val, torch_threads, arch, epochs, batch_size } => {
                 spoken_digits_torch::cnn::set_threads(torch_threads);
-                let cfg = TrainConfig::recipe(recipe);
+                let mut cfg = TrainConfig::recipe(recipe);
+                cfg.arch = arch.unwrap_or(cfg.arch);
+                cfg.epochs = epochs.unwrap_or(cfg.epochs);
+                cfg.batch_size = batch_size.unwrap_or(cfg.batch_size);
                 let seconds = spoken_digits_torch::fit::compute_only(&cfg, examples, val, Device::Cpu)?;
                 println!("{}", serde_json::json!({"train_compute_s": seconds, "epochs": cfg.epochs}));
             }

@@ -182,7 +182,7 @@ pub struct TrainArgs {
         |c| c.augment.freq_masks.to_string()))]
     pub freq_masks: Option<usize>,
     #[arg(long, help = recipe_help(
-        "Network: original, compact, or wide (compact with twice the channels); with --head ctc, tcn or tcn-wide", |c| lower(c.arch)))]
+        "Network: original, compact, wide (compact with twice the channels), or ds (wide's channels, depthwise-separable: a seventh of the compute); with --head ctc, tcn or tcn-wide", |c| lower(c.arch)))]
     pub arch: Option<Arch>,
     #[arg(long, help = recipe_help(
         "Trim silence quieter than this many dB below the loudest part before the features; 0 disables",
