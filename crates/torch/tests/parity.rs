@@ -144,7 +144,7 @@ fn a_depthwise_separable_model_gives_the_same_logits_in_libtorch_and_in_rust() {
     torch.save(&path).unwrap();
     let again = Classifier::load(&path, Device::Cpu).unwrap();
     let rust = Model::load(&path).unwrap();
-    let mut mfcc = Mfcc::new(&features_cfg).unwrap();
+    let mut mfcc = FrontEnd::new(&features_cfg).unwrap();
     let features: Vec<f32> = common::items()
         .iter()
         .flat_map(|item| {
