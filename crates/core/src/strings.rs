@@ -479,8 +479,8 @@ impl StringAugment {
             freq_mask_width: 3,
             frames_per_time_mask: 62,
             time_mask_width: 3,
-            voice_p: 0.5,
-            voice_shift: (0.9, 1.45),
+            voice_p: 0.3,
+            voice_shift: (0.95, 1.35),
         }
     }
 

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use spoken_digits::predict::{featurise, featurise_files};
 use spoken_digits::train::{Recipe, TrainConfig};
 use spoken_digits::{FeatureConfig, FrontEnd, audio};
-use spoken_digits_cli::{DEFAULT_RECORDINGS, default_path, run};
+use spoken_digits_cli::{DEFAULT_PHRASES, DEFAULT_RECORDINGS, DEFAULT_STRING_MODEL, default_path, run};
 use spoken_digits_torch::Device;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +58,19 @@ enum What {
         #[arg(long)]
         batch_size: Option<usize>,
     },
+    /// The string model's reading speed on one thread: the held-out voices' phrases read whole
+    /// (features, network, greedy decoding), as a multiple of real time.
+    Strings {
+        /// String model [default: models/strings.safetensors].
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Phrases folder [default: free-spoken-digit-dataset/phrases].
+        #[arg(long)]
+        phrases: Option<PathBuf>,
+        /// Repetitions; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -82,6 +95,7 @@ fn main() -> ExitCode {
                 let seconds = spoken_digits_torch::fit::compute_only(&cfg, examples, val, Device::Cpu)?;
                 println!("{}", serde_json::json!({"train_compute_s": seconds, "epochs": cfg.epochs}));
             }
+            What::Strings { model, phrases, repeat } => strings(model, phrases, repeat)?,
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -90,6 +104,35 @@ fn main() -> ExitCode {
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn strings(model: Option<PathBuf>, phrases: Option<PathBuf>, repeat: usize) -> anyhow::Result<()> {
+    let model =
+        spoken_digits::ctc::StringModel::load(&model.unwrap_or_else(|| default_path(DEFAULT_STRING_MODEL)))?;
+    let rate = model.config().features.sample_rate;
+    let dir = phrases.unwrap_or_else(|| default_path(DEFAULT_PHRASES));
+    let files = spoken_digits::strings::scan_phrases(&dir, true)?;
+    let audio = spoken_digits::strings::load_phrases(&files, rate, audio::DEFAULT_MAX_SECONDS, 1)?;
+    let seconds: f64 = audio.iter().map(|(s, _)| s.len() as f64).sum::<f64>() / f64::from(rate);
+    let mut times = vec![];
+    for _ in 0..repeat.max(1) {
+        let t = Instant::now();
+        for (samples, _) in &audio {
+            model.read(samples, None)?;
+        }
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let compute = median(times);
+    println!(
+        "{}",
+        serde_json::json!({
+            "phrases": audio.len(),
+            "audio_s": seconds,
+            "read_s_1_thread": compute,
+            "times_real_time": seconds / compute,
+        })
+    );
+    Ok(())
 }
 
 fn frontend(data: Option<PathBuf>, repeat: usize, cfg: &FeatureConfig) -> anyhow::Result<()> {
