@@ -630,6 +630,11 @@ fn analyze_draws_one_picture_per_file_and_reports_bad_ones() {
         lines[0].contains("7_jackson_3.wav  7 ") && lines[0].contains("7_jackson_3.analysis.png"),
         "{text}"
     );
+    // The string model's reading, with the word's span inside the recording (0.434 s).
+    let span = lines[0].split("digits 7 (7 ").nth(1).and_then(|rest| rest.split(')').next());
+    let (start, end) = span.and_then(|s| s.split_once('-')).expect(&text);
+    let (start, end): (f64, f64) = (start.parse().unwrap(), end.parse().unwrap());
+    assert!(0.0 <= start && start < end && end <= 0.44, "{text}");
     assert!(lines[1].contains("junk.wav") && lines[1].contains("error:"), "{text}");
     assert!(!text.contains('\x1b'), "colour codes in piped output: {text:?}");
     assert_eq!(png_size(&out_dir.join("7_jackson_3.analysis.png")), spoken_digits_report::ANALYSIS_SIZE);

@@ -327,6 +327,7 @@ impl StringModel {
             probs,
             frame_seconds: frame_seconds(&self.config.features),
             start_s: -(pad as f64) / rate,
+            duration_s: samples.len() as f64 / rate,
         })
     }
 
@@ -454,6 +455,8 @@ pub struct Posteriors {
     /// Where the first frame starts, in seconds from the utterance's start (before it when
     /// the utterance was padded).
     pub start_s: f64,
+    /// The utterance's length: spans end there at the latest.
+    pub duration_s: f64,
 }
 
 /// One digit read in a string.
@@ -491,7 +494,7 @@ fn reading_of(path: &[usize], p: &Posteriors) -> Reading {
     let mut previous = BLANK;
     for (t, (&c, probs)) in path.iter().zip(&p.probs).enumerate() {
         let prob = probs.get(c).copied().unwrap_or(0.0);
-        let at = |t: usize| (p.start_s + t as f64 * p.frame_seconds).max(0.0);
+        let at = |t: usize| (p.start_s + t as f64 * p.frame_seconds).clamp(0.0, p.duration_s.max(0.0));
         let (start, end) = (at(t), at(t + 1));
         if c != BLANK {
             match digits.last_mut() {
@@ -662,7 +665,12 @@ mod tests {
     use super::*;
 
     fn posteriors(rows: &[[f32; CTC_CLASSES]]) -> Posteriors {
-        Posteriors { probs: rows.to_vec(), frame_seconds: 0.032, start_s: 0.0 }
+        Posteriors {
+            probs: rows.to_vec(),
+            frame_seconds: 0.032,
+            start_s: 0.0,
+            duration_s: rows.len() as f64 * 0.032,
+        }
     }
 
     fn frame(best: usize, p: f32) -> [f32; CTC_CLASSES] {
