@@ -341,7 +341,7 @@ fn usage_errors_exit_2_and_model_errors_are_clear() {
 }
 
 #[test]
-#[ignore = "full suite (scripts/test --full): trains the default recipe, about ten minutes"]
+#[ignore = "full suite (scripts/test --full): trains the default recipe, about five minutes"]
 fn default_recipe_trains_as_well_as_the_shipped_model_and_writes_everything() {
     let dir = temp_dir("train");
     let model = dir.join("m.safetensors");

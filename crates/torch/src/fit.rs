@@ -109,6 +109,22 @@ fn restore(model: &Classifier, snap: &[(String, Tensor)]) -> Result<()> {
 
 /// Trains a model on `sets`. Returns the model holding the best validation weights and its
 /// report. Setting `stop` ends training at the next batch with the best weights so far.
+/// The recipe's classifier, freshly initialised from its seed. Called once the data is loaded:
+/// from here on the allocator keeps freed memory (before, the data's buffers grow by realloc,
+/// which for blocks above the mmap threshold moves pages (mremap) where the heap would copy them,
+/// doubling the peak).
+fn fresh_classifier(cfg: &TrainConfig, device: Device) -> Result<Classifier> {
+    crate::keep_freed_memory();
+    tch::manual_seed(cfg.seed as i64);
+    let config = ModelConfig {
+        arch: cfg.arch,
+        num_classes: NUM_CLASSES,
+        features: cfg.features.clone(),
+        head: Head::Classifier,
+    };
+    Classifier::new(config, device)
+}
+
 pub fn train(
     cfg: &TrainConfig,
     sets: &Sets,
@@ -140,19 +156,7 @@ pub fn train(
         labels: labels(&sets.test),
     };
 
-    // After the data is loaded: its buffers grow by realloc, which for blocks above the mmap
-    // threshold moves pages (mremap) where the heap would copy them, doubling the peak.
-    crate::keep_freed_memory();
-    tch::manual_seed(cfg.seed as i64);
-    let mut model = Classifier::new(
-        ModelConfig {
-            arch: cfg.arch,
-            num_classes: NUM_CLASSES,
-            features: fc.clone(),
-            head: Head::Classifier,
-        },
-        device,
-    )?;
+    let mut model = fresh_classifier(cfg, device)?;
     let mut opt = if cfg.weight_decay > 0.0 {
         nn::AdamW { wd: cfg.weight_decay, ..Default::default() }.build(&model.vs, cfg.learning_rate).tch()?
     } else {
@@ -378,17 +382,7 @@ pub fn compute_only(cfg: &TrainConfig, examples: usize, val_examples: usize, dev
         features: (0..val_examples * flen).map(|_| rng.random_range(-1.0f32..1.0)).collect(),
         labels: (0..val_examples).map(|i| (i % NUM_CLASSES) as i64).collect(),
     };
-    crate::keep_freed_memory();
-    tch::manual_seed(cfg.seed as i64);
-    let model = Classifier::new(
-        ModelConfig {
-            arch: cfg.arch,
-            num_classes: NUM_CLASSES,
-            features: fc.clone(),
-            head: Head::Classifier,
-        },
-        device,
-    )?;
+    let model = fresh_classifier(cfg, device)?;
     let mut opt = nn::Adam::default().build(&model.vs, cfg.learning_rate).tch()?;
     let started = Instant::now();
     for _ in 0..cfg.epochs {

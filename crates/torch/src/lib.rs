@@ -22,7 +22,7 @@ use spoken_digits::{Error, Result};
 /// `bench train-compute` (robust recipe, one epoch, one thread) took 25.4 -> 20.1 s for the wide
 /// network and 18.0 -> 11.1 s for ds; the default recipe for two epochs 38.8 -> 31.0 s of CPU,
 /// the same peak memory (540 MB) and byte-identical weights. Called once the training data is
-/// loaded (see `train::train`); glibc only (elsewhere this does nothing).
+/// loaded (see `fit::train`); glibc only (elsewhere this does nothing).
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

@@ -481,12 +481,8 @@ pub fn print_trained(report: &TrainReport, target: &Path) {
     let s = paint::STRONG;
     anstream::println!("\n{s}test set ({} split), {}:{s:#}", report.config.split, report.kept());
     print!("{}", report.test);
+    print_wrote(target, report.seconds);
     let n = paint::NOTE;
-    anstream::println!(
-        "\n{n}wrote {} (+ .json config, .metrics.json) in {:.1} s{n:#}",
-        target.display(),
-        report.seconds
-    );
     for p in &pictures {
         anstream::println!("{n}wrote {}{n:#}", p.display());
     }
@@ -542,11 +538,15 @@ pub fn print_strings_trained(report: &StringTrainReport, out: &Path) {
         report.config.split
     );
     print!("{}", report.val);
+    print_wrote(out, report.seconds);
+}
+
+/// The closing line of a training run: what it wrote and how long it took.
+fn print_wrote(path: &Path, seconds: f64) {
     let n = paint::NOTE;
     anstream::println!(
-        "\n{n}wrote {} (+ .json config, .metrics.json) in {:.1} s{n:#}",
-        out.display(),
-        report.seconds
+        "\n{n}wrote {} (+ .json config, .metrics.json) in {seconds:.1} s{n:#}",
+        path.display()
     );
 }
 
