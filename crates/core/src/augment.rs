@@ -70,7 +70,8 @@ pub const TIME_MASK_WIDTH: usize = 6;
 /// Widest SpecAugment frequency mask (rows) when masks are asked for without a width.
 pub const FREQ_MASK_WIDTH: usize = 2;
 
-fn no_range() -> (f32, f32) {
+/// A factor range that changes nothing: `(1, 1)` (serde's default for ranges added later).
+pub(crate) fn no_range() -> (f32, f32) {
     (1.0, 1.0)
 }
 

@@ -447,12 +447,8 @@ pub struct StringAugment {
     /// off.
     #[serde(default)]
     pub voice_p: f64,
-    #[serde(default = "unshifted")]
+    #[serde(default = "crate::augment::no_range")]
     pub voice_shift: (f32, f32),
-}
-
-fn unshifted() -> (f32, f32) {
-    (1.0, 1.0)
 }
 
 impl Default for StringAugment {
@@ -464,7 +460,7 @@ impl Default for StringAugment {
             frames_per_time_mask: 0,
             time_mask_width: 0,
             voice_p: 0.0,
-            voice_shift: unshifted(),
+            voice_shift: crate::augment::no_range(),
         }
     }
 }
