@@ -23,6 +23,7 @@ pub mod predict;
 pub mod prediction;
 pub mod recogniser;
 pub mod resample;
+pub mod rescore;
 pub mod stream;
 pub mod strings;
 pub mod takes;

@@ -7,12 +7,14 @@
 //! With a string model ([`Recogniser::with_strings`]) an utterance may hold several digits said
 //! without pauses: the string model reads it first, and when it hears a string (two digits or
 //! more, each of them surely, or over more than a word's length) each of its digits is reported with its
-//! own span; otherwise the classifier reads the utterance as one digit, as without it (the
-//! classifier reads single words better).
+//! own span (the string model alone: a second reading of each digit by the classifier,
+//! [`crate::rescore`], helps spliced words and hurts voices the classifier never heard); otherwise
+//! the classifier reads the utterance as one digit, as without it (it reads single words better).
 
 use crate::ctc::{Reading, StringModel};
 use crate::model::Model;
 use crate::prediction::Prediction;
+use crate::rescore::StringReader;
 use crate::stream::{Segment, Segmenter, SegmenterConfig};
 use crate::{Error, FrontEnd, Result};
 use std::time::Instant;
@@ -102,13 +104,8 @@ impl<'m> Recogniser<'m> {
     /// Reads utterances that hold several digits with `strings` (see the module documentation).
     /// The segmenter should then let utterances run to [`STRING_MAX_UTTERANCE_SECONDS`].
     pub fn with_strings(mut self, strings: &'m StringModel) -> Result<Self> {
-        let rate = self.sample_rate();
-        if strings.config().features.sample_rate != rate {
-            return Err(Error::Config(format!(
-                "the string model reads {} Hz, the classifier {rate} Hz",
-                strings.config().features.sample_rate
-            )));
-        }
+        // The same rate for both models.
+        StringReader::with_classifier(strings, self.model)?;
         self.strings = Some(strings);
         Ok(self)
     }
@@ -193,9 +190,9 @@ impl<'m> Recogniser<'m> {
     }
 
     /// The string model's reading of an utterance, when it hears a string in it.
-    fn read_string(&self, samples: &[f32], speech_seconds: f64) -> Result<Option<Reading>> {
+    fn read_string(&mut self, samples: &[f32], speech_seconds: f64) -> Result<Option<Reading>> {
         let Some(strings) = self.strings else { return Ok(None) };
-        let reading = strings.read(samples, None)?;
+        let reading = StringReader::alone(strings).read(&mut self.mfcc, samples, None)?;
         let sure = reading.digits.iter().all(|d| d.confidence >= STRING_CONFIDENCE);
         let string = reading.digits.len() >= 2 && (sure || speech_seconds > LONGER_THAN_A_WORD_SECONDS);
         Ok(string.then_some(reading))

@@ -677,11 +677,11 @@ pub fn load_phrases(
     .collect()
 }
 
-/// Reads every utterance with `model` on `threads` threads and scores the strings against
+/// Reads every utterance with `reader` on `threads` threads and scores the strings against
 /// their digits; `lengths` gives each one's length constraint from its reference (`None`:
 /// greedy).
 pub fn score_strings<F>(
-    model: &crate::ctc::StringModel,
+    reader: &crate::rescore::StringReader<'_>,
     items: &[Labelled],
     lengths: F,
     threads: usize,
@@ -689,9 +689,10 @@ pub fn score_strings<F>(
 where
     F: Fn(&[u8]) -> Option<crate::ctc::Lengths> + Sync,
 {
-    let mfcc = FrontEnd::new(&crate::FeatureConfig::default())?;
-    let readings =
-        mfcc.par_map(items, threads, |_, _, (samples, digits)| model.read(samples, lengths(digits)))?;
+    let front = reader.front_end()?;
+    let readings = front.par_map(items, threads, |front, _, (samples, digits)| {
+        reader.read(front, samples, lengths(digits))
+    })?;
     let mut scores = SequenceScores::default();
     for ((_, digits), reading) in items.iter().zip(readings) {
         scores.add(digits, &reading?.values());

@@ -57,11 +57,15 @@ enum What {
         batch_size: Option<usize>,
     },
     /// The string model's reading speed on one thread: the held-out voices' phrases read whole
-    /// (features, network, greedy decoding), as a multiple of real time.
+    /// (features, network, greedy decoding), alone and with each digit read again by the
+    /// classifier, as multiples of real time.
     Strings {
         /// String model [default: models/strings.safetensors].
         #[arg(long)]
         model: Option<PathBuf>,
+        /// Classifier that reads each digit again [default: models/digits.safetensors].
+        #[arg(long)]
+        classifier: Option<PathBuf>,
         /// Phrases folder [default: free-spoken-digit-dataset/phrases].
         #[arg(long)]
         phrases: Option<PathBuf>,
@@ -93,7 +97,9 @@ fn main() -> ExitCode {
                 let seconds = spoken_digits_torch::fit::compute_only(&cfg, examples, val, Device::Cpu)?;
                 println!("{}", serde_json::json!({"train_compute_s": seconds, "epochs": cfg.epochs}));
             }
-            What::Strings { model, phrases, repeat } => cmd::strings(model, phrases, repeat)?,
+            What::Strings { model, classifier, phrases, repeat } => {
+                cmd::strings(model, classifier, phrases, repeat)?
+            }
         }
         Ok(ExitCode::SUCCESS)
     })

@@ -4,6 +4,7 @@
 use crate::{DEFAULT_PHRASES, DEFAULT_RECORDINGS, DEFAULT_STRING_MODEL, default_path};
 use anyhow::Context;
 use spoken_digits::predict::{featurise, featurise_files};
+use spoken_digits::rescore::StringReader;
 use spoken_digits::{FeatureConfig, FrontEnd, audio};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -13,30 +14,45 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-pub fn strings(model: Option<PathBuf>, phrases: Option<PathBuf>, repeat: usize) -> anyhow::Result<()> {
+/// The string model's reading speed on the held-out phrases, alone and with each digit read
+/// again by the classifier (as `listen` and `predict-file` read), on one thread.
+pub fn strings(
+    model: Option<PathBuf>,
+    classifier: Option<PathBuf>,
+    phrases: Option<PathBuf>,
+    repeat: usize,
+) -> anyhow::Result<()> {
     let model =
         spoken_digits::ctc::StringModel::load(&model.unwrap_or_else(|| default_path(DEFAULT_STRING_MODEL)))?;
+    let (classifier, _) = crate::load_model(classifier.as_deref())?;
     let rate = model.config().features.sample_rate;
     let dir = phrases.unwrap_or_else(|| default_path(DEFAULT_PHRASES));
     let files = spoken_digits::strings::scan_phrases(&dir, true)?;
     let audio = spoken_digits::strings::load_phrases(&files, rate, audio::DEFAULT_MAX_SECONDS, 1)?;
     let seconds: f64 = audio.iter().map(|(s, _)| s.len() as f64).sum::<f64>() / f64::from(rate);
-    let mut times = vec![];
-    for _ in 0..repeat.max(1) {
-        let t = Instant::now();
-        for (samples, _) in &audio {
-            model.read(samples, None)?;
+    let time = |reader: &StringReader<'_>| -> anyhow::Result<f64> {
+        let mut front = reader.front_end()?;
+        let mut times = vec![];
+        for _ in 0..repeat.max(1) {
+            let t = Instant::now();
+            for (samples, _) in &audio {
+                reader.read(&mut front, samples, None)?;
+            }
+            times.push(t.elapsed().as_secs_f64());
         }
-        times.push(t.elapsed().as_secs_f64());
-    }
-    let compute = median(times);
+        Ok(median(times))
+    };
+    let alone = time(&StringReader::alone(&model))?;
+    let both = time(&StringReader::with_classifier(&model, &classifier)?)?;
     println!(
         "{}",
         serde_json::json!({
             "phrases": audio.len(),
             "audio_s": seconds,
-            "read_s_1_thread": compute,
-            "times_real_time": seconds / compute,
+            "read_s_1_thread": alone,
+            "times_real_time": seconds / alone,
+            "read_with_classifier_s_1_thread": both,
+            "with_classifier_times_real_time": seconds / both,
         })
     );
     Ok(())

@@ -12,6 +12,7 @@ use spoken_digits::conditions::{self, Condition};
 use spoken_digits::ctc::{Lengths, StringModel};
 use spoken_digits::dataset::{self, Split};
 use spoken_digits::predict;
+use spoken_digits::rescore::{STRING_WEIGHT, StringReader};
 use spoken_digits::strings::{self, Labelled, SequenceScores, SpliceConfig, WordBank};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,6 +79,14 @@ pub struct EvaluateArgs {
     /// own length); greedy without it.
     #[arg(long, value_name = "N|MIN..MAX|known")]
     pub digits: Option<String>,
+    /// With --sequences: read each digit of the string model's reading again with this
+    /// classifier and decide it by both models' probabilities; `none`: the string model alone.
+    #[arg(long, value_name = "FILE|none")]
+    pub classifier: Option<PathBuf>,
+    /// With --classifier: the exponent on the string model's probabilities beside the
+    /// classifier's (0: the classifier alone decides each digit).
+    #[arg(long, default_value_t = STRING_WEIGHT, value_name = "W")]
+    pub string_weight: f32,
     /// Print the scores as JSON.
     #[arg(long)]
     pub json: bool,
@@ -156,10 +165,33 @@ struct SequenceReport {
     single: SequenceScores,
 }
 
+/// How the strings were read: "greedy" or "digits N", and the classifier that read each digit
+/// again.
+fn decoding(args: &EvaluateArgs, classifier: Option<&str>) -> String {
+    let constraint = args.digits.as_ref().map_or("greedy".to_string(), |d| format!("digits {d}"));
+    match classifier {
+        None => constraint,
+        Some(name) => {
+            format!("{constraint}, each digit read again by {name} (string weight {})", args.string_weight)
+        }
+    }
+}
+
 fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
     let path = args.model.clone().unwrap_or_else(|| default_path(DEFAULT_STRING_MODEL));
     let model = StringModel::load(&path).context("loading the string model")?;
     let rate = model.config().features.sample_rate;
+    let classifier = match args.classifier.as_deref() {
+        Some(p) if p == std::path::Path::new("none") => None,
+        Some(p) => Some(load_model(Some(p))?),
+        None => None,
+    };
+    let reader = match &classifier {
+        None => StringReader::alone(&model),
+        Some((c, _)) => {
+            StringReader { weight: args.string_weight, ..StringReader::with_classifier(&model, c)? }
+        }
+    };
     let constraint = match args.digits.as_deref() {
         None => None,
         Some("known") => Some(None),
@@ -198,17 +230,17 @@ fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
                 .filter(|(f, _)| f.voice.starts_with(voice))
                 .map(|(_, p)| p.clone())
                 .collect();
-            Ok((voice, strings::score_strings(&model, &mine, lengths, args.threads)?))
+            Ok((voice, strings::score_strings(&reader, &mine, lengths, args.threads)?))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let report = SequenceReport {
         model: path.display().to_string(),
         split: args.split.to_string(),
-        decoding: args.digits.clone().map_or("greedy".to_string(), |d| format!("digits {d}")),
-        spliced: strings::score_strings(&model, &spliced, lengths, args.threads)?,
-        phrases: strings::score_strings(&model, &phrases, lengths, args.threads)?,
+        decoding: decoding(args, classifier.as_ref().map(|(_, name)| name.as_str())),
+        spliced: strings::score_strings(&reader, &spliced, lengths, args.threads)?,
+        phrases: strings::score_strings(&reader, &phrases, lengths, args.threads)?,
         by_voice,
-        single: strings::score_strings(&model, &single, lengths, args.threads)?,
+        single: strings::score_strings(&reader, &single, lengths, args.threads)?,
     };
     if args.json {
         let json = serde_json::json!({
