@@ -81,6 +81,9 @@ impl<'m> StringReader<'m> {
 /// Each digit's stretch (seconds): from halfway between its span's centre and the previous
 /// one's to halfway to the next one's; the first from 0, the last to `duration`.
 fn stretches(digits: &[DigitHit], duration: f64) -> Vec<(f64, f64)> {
+    if digits.is_empty() {
+        return vec![];
+    }
     let centres: Vec<f64> = digits.iter().map(|d| 0.5 * (d.start_s + d.end_s)).collect();
     let bounds: Vec<f64> = std::iter::once(0.0)
         .chain(centres.windows(2).map(|w| 0.5 * (w[0] + w[1])))
@@ -141,8 +144,8 @@ mod tests {
         assert_eq!(s.len(), 3);
         let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
         assert!(close(s[0].0, 0.0) && close(s[0].1, 0.525), "{s:?}");
-        assert!(close(s[1].0, 0.525) && close(s[1].1, 1.2), "{s:?}");
-        assert!(close(s[2].0, 1.2) && close(s[2].1, 2.0), "{s:?}");
+        assert!(close(s[1].0, 0.525) && close(s[1].1, 1.175), "{s:?}");
+        assert!(close(s[2].0, 1.175) && close(s[2].1, 2.0), "{s:?}");
         assert!(stretches(&[], 1.0).is_empty());
     }
 
