@@ -41,15 +41,16 @@ fn the_shipped_string_model_reads_spliced_strings_phrases_and_single_digits() {
     assert!(single_exact >= 0.97, "single digits {single_exact}");
 }
 
+/// `evaluate` with `args`, which must fail: its stderr.
+fn failing(args: &[&str]) -> String {
+    let out = Command::new(EVALUATE).args(args).current_dir(common::root()).output().unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn a_classifier_is_not_a_string_model() {
-    let out = Command::new(EVALUATE)
-        .args(["--sequences", "--model", "models/digits.safetensors", "--count", "5"])
-        .current_dir(common::root())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failing(&["--sequences", "--model", "models/digits.safetensors", "--count", "5"]);
     assert!(err.contains("not a string model") && err.lines().count() == 1, "{err}");
 }
 
@@ -77,12 +78,6 @@ fn the_classifier_reads_each_digit_of_a_spliced_string_again() {
 
 #[test]
 fn a_string_model_is_not_a_classifier() {
-    let out = Command::new(EVALUATE)
-        .args(["--sequences", "--classifier", "models/strings.safetensors", "--count", "5"])
-        .current_dir(common::root())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failing(&["--sequences", "--classifier", "models/strings.safetensors", "--count", "5"]);
     assert_eq!(err.lines().count(), 1, "{err}");
 }

@@ -7,7 +7,6 @@
 use crate::ctc::{Reading, StringModel};
 use crate::features::speech_segment;
 use crate::model::Model;
-use crate::rescore::StringReader;
 use crate::{FeatureConfig, FrontEnd, NUM_CLASSES, Result};
 use rustfft::FftPlanner;
 use rustfft::num_complex::Complex32;
@@ -111,12 +110,13 @@ pub fn analyze_file(
     max_seconds: f64,
 ) -> Result<Analysis> {
     let config = &model.config().features;
-    let mut front = FrontEnd::new(config)?;
-    let input = crate::predict::featurise(&mut front, path, max_seconds)?;
+    let input = crate::predict::featurise(&mut FrontEnd::new(config)?, path, max_seconds)?;
     let reading = match strings {
+        Some(s) if s.config().features.sample_rate == config.sample_rate => {
+            Some(s.read(&input.samples, None)?)
+        }
         Some(s) => {
-            StringReader::with_classifier(s, model)?;
-            Some(StringReader::alone(s).read(&mut front, &input.samples, None)?)
+            Some(s.read(&crate::audio::load(path, s.config().features.sample_rate, max_seconds)?, None)?)
         }
         None => None,
     };

@@ -334,11 +334,15 @@ impl StringModel {
     /// Reads the digit string of an utterance at the config's rate: greedy, or the most likely
     /// string whose length lies in `lengths`.
     pub fn read(&self, samples: &[f32], lengths: Option<Lengths>) -> Result<Reading> {
-        let posteriors = self.posteriors(samples)?;
-        Ok(match lengths {
-            None => greedy(&posteriors),
-            Some(l) => constrained(&posteriors, l),
-        })
+        Ok(decode(&self.posteriors(samples)?, lengths))
+    }
+}
+
+/// The string of `p`: greedy, or the most likely one whose length lies in `lengths`.
+pub fn decode(p: &Posteriors, lengths: Option<Lengths>) -> Reading {
+    match lengths {
+        None => greedy(p),
+        Some(l) => constrained(p, l),
     }
 }
 

@@ -6,7 +6,6 @@ use crate::audio;
 use crate::ctc::StringModel;
 use crate::model::{Model, argmax};
 use crate::prediction::Prediction;
-use crate::rescore::StringReader;
 use crate::{FeatureConfig, FrontEnd, Result};
 use std::path::{Path, PathBuf};
 
@@ -60,14 +59,12 @@ pub fn predict_files_with(
     max_seconds: f64,
     threads: usize,
 ) -> Result<Vec<Result<Prediction>>> {
-    // The rates must agree; the string model reads alone (the classifier's second reading of
-    // each digit, [`crate::rescore`], is `evaluate --sequences --classifier`'s: not the default).
-    let reader = strings
-        .map(|s| StringReader::with_classifier(s, model).map(|_| StringReader::alone(s)))
-        .transpose()?;
+    if let Some(s) = strings {
+        crate::rescore::same_rate(s, model)?;
+    }
     let features = FrontEnd::new(&model.config().features)?.par_map(paths, threads, |mfcc, _, p| {
         let input = featurise(mfcc, p, max_seconds)?;
-        let digits = reader.map(|r| r.read(mfcc, &input.samples, None)).transpose()?;
+        let digits = strings.map(|s| s.read(&input.samples, None)).transpose()?;
         Ok((input.features, input.utterances, digits))
     })?;
     let good: Vec<f32> = features

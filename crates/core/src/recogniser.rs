@@ -14,7 +14,6 @@
 use crate::ctc::{Reading, StringModel};
 use crate::model::Model;
 use crate::prediction::Prediction;
-use crate::rescore::StringReader;
 use crate::stream::{Segment, Segmenter, SegmenterConfig};
 use crate::{Error, FrontEnd, Result};
 use std::time::Instant;
@@ -104,8 +103,7 @@ impl<'m> Recogniser<'m> {
     /// Reads utterances that hold several digits with `strings` (see the module documentation).
     /// The segmenter should then let utterances run to [`STRING_MAX_UTTERANCE_SECONDS`].
     pub fn with_strings(mut self, strings: &'m StringModel) -> Result<Self> {
-        // The same rate for both models.
-        StringReader::with_classifier(strings, self.model)?;
+        crate::rescore::same_rate(strings, self.model)?;
         self.strings = Some(strings);
         Ok(self)
     }
@@ -190,9 +188,9 @@ impl<'m> Recogniser<'m> {
     }
 
     /// The string model's reading of an utterance, when it hears a string in it.
-    fn read_string(&mut self, samples: &[f32], speech_seconds: f64) -> Result<Option<Reading>> {
+    fn read_string(&self, samples: &[f32], speech_seconds: f64) -> Result<Option<Reading>> {
         let Some(strings) = self.strings else { return Ok(None) };
-        let reading = StringReader::alone(strings).read(&mut self.mfcc, samples, None)?;
+        let reading = strings.read(samples, None)?;
         let sure = reading.digits.iter().all(|d| d.confidence >= STRING_CONFIDENCE);
         let string = reading.digits.len() >= 2 && (sure || speech_seconds > LONGER_THAN_A_WORD_SECONDS);
         Ok(string.then_some(reading))

@@ -9,7 +9,7 @@
 //! digit's to halfway to the next one's (the utterance's ends for the first and the last);
 //! the classifier's front end finds the word in it as it does in a file.
 
-use crate::ctc::{DigitHit, Lengths, Posteriors, Reading, StringModel, constrained, greedy};
+use crate::ctc::{DigitHit, Lengths, Posteriors, Reading, StringModel, decode};
 use crate::model::Model;
 use crate::{Error, FrontEnd, NUM_CLASSES, Result};
 
@@ -35,10 +35,7 @@ impl<'m> StringReader<'m> {
 
     /// The string model, each of its digits read again by `classifier` (the same rate).
     pub fn with_classifier(strings: &'m StringModel, classifier: &'m Model) -> Result<Self> {
-        let (a, b) = (strings.config().features.sample_rate, classifier.config().features.sample_rate);
-        if a != b {
-            return Err(Error::Config(format!("the string model reads {a} Hz, the classifier {b} Hz")));
-        }
+        same_rate(strings, classifier)?;
         Ok(StringReader { strings, classifier: Some(classifier), weight: STRING_WEIGHT })
     }
 
@@ -51,12 +48,9 @@ impl<'m> StringReader<'m> {
     /// Reads an utterance at the models' rate: the string model's digits and spans (greedy, or
     /// constrained to `lengths`), each digit decided by both models when there is a classifier.
     pub fn read(&self, front: &mut FrontEnd, samples: &[f32], lengths: Option<Lengths>) -> Result<Reading> {
+        let Some(classifier) = self.classifier else { return self.strings.read(samples, lengths) };
         let posteriors = self.strings.posteriors(samples)?;
-        let reading = match lengths {
-            None => greedy(&posteriors),
-            Some(l) => constrained(&posteriors, l),
-        };
-        let Some(classifier) = self.classifier else { return Ok(reading) };
+        let reading = decode(&posteriors, lengths);
         let rate = f64::from(classifier.config().features.sample_rate);
         let stretches = stretches(&reading.digits, posteriors.duration_s);
         let mut digits = Vec::with_capacity(reading.digits.len());
@@ -76,6 +70,15 @@ impl<'m> StringReader<'m> {
             digits,
         })
     }
+}
+
+/// An error unless both models read the same rate (they must share the samples).
+pub fn same_rate(strings: &StringModel, classifier: &Model) -> Result<()> {
+    let (a, b) = (strings.config().features.sample_rate, classifier.config().features.sample_rate);
+    if a != b {
+        return Err(Error::Config(format!("the string model reads {a} Hz, the classifier {b} Hz")));
+    }
+    Ok(())
 }
 
 /// Each digit's stretch (seconds): from halfway between its span's centre and the previous

@@ -14,8 +14,9 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// The string model's reading speed on the held-out phrases, alone and with each digit read
-/// again by the classifier (as `listen` and `predict-file` read), on one thread.
+/// The string model's reading speed on the held-out phrases, on one thread: alone (as `listen`
+/// and `predict-file` read) and with each digit read again by the classifier (`evaluate
+/// --sequences --classifier`).
 pub fn strings(
     model: Option<PathBuf>,
     classifier: Option<PathBuf>,
