@@ -137,6 +137,32 @@ fn listen_reads_a_wav_through_the_streaming_pipeline() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A string that starts at the file's first sample, words 50 ms apart, as a speaker's own
+/// recordings spliced together: the first word is heard (the VAD's noise floor used to start
+/// at the first frame, the word itself, and lost it).
+#[test]
+fn listen_hears_a_string_that_starts_at_the_first_sample() {
+    let dir = temp_dir("listen-tight");
+    let mut x = vec![];
+    for (i, d) in [4u8, 1, 5, 9].into_iter().enumerate() {
+        if i > 0 {
+            x.extend(vec![0.0f32; 400]);
+        }
+        x.extend(spoken_digits::audio::load(&holdout(d), 8000, 10.0).unwrap());
+    }
+    x.extend(vec![0.0f32; 2400]);
+    let wav = dir.join("tight.wav");
+    spoken_digits::audio::write_wav(&wav, &x, 8000).unwrap();
+    let out = Command::new(LISTEN)
+        .args(["--input", wav.to_str().unwrap(), "--no-realtime", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows = json_lines(&text(&out.stdout));
+    assert_eq!(sequences(&rows), ["4159"], "{rows:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 #[cfg_attr(
     not(has_reference_weights),

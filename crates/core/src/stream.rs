@@ -15,6 +15,12 @@ use crate::{Error, FeatureConfig, Result};
 /// close to the word.
 pub const PREROLL_SECONDS: f64 = 0.05;
 
+/// The stream's first frames are held this long (seconds) and the VAD's scorer is set up from
+/// them ([`FrameScorer::prime`](crate::vad::FrameScorer::prime)) before any is scored: a
+/// recording that starts with the word would otherwise lose it. Only the first utterance of a
+/// stream can be reported this much later.
+pub const WARMUP_SECONDS: f64 = 0.5;
+
 /// How the stream is cut.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SegmenterConfig {
@@ -87,6 +93,10 @@ pub struct Segmenter {
     last_end: Option<usize>,
     /// First sample after the last utterance: where the next one's pre-roll stops.
     utterance_end: usize,
+    /// Frames held before the scorer is primed ([`WARMUP_SECONDS`]).
+    warmup: usize,
+    /// Frames held so far; `None` once the scorer is primed.
+    held: Option<usize>,
 }
 
 impl Segmenter {
@@ -116,6 +126,8 @@ impl Segmenter {
             gap_frames: (config.gap_seconds / frame_seconds).ceil() as usize,
             last_end: None,
             utterance_end: 0,
+            warmup: (WARMUP_SECONDS / frame_seconds).round().max(1.0) as usize,
+            held: Some(0),
         })
     }
 
@@ -149,6 +161,7 @@ impl Segmenter {
     /// Ends the stream: a trailing partial frame is dropped, an utterance in progress is
     /// closed, and an open sequence ends.
     pub fn finish(&mut self, out: &mut Vec<Segment>) {
+        self.prime(out);
         if let Some(event) = self.vad.finish() {
             self.handle(event, out);
         }
@@ -159,7 +172,33 @@ impl Segmenter {
 
     fn process_frame(&mut self, out: &mut Vec<Segment>) {
         self.history.extend_from_slice(&self.frame);
-        let score = self.scorer.score(&self.frame);
+        match self.held {
+            Some(held) if held + 1 < self.warmup => self.held = Some(held + 1),
+            Some(held) => {
+                self.held = Some(held + 1);
+                self.prime(out);
+            }
+            None => self.step(self.history_start + self.history.len() - self.frame_len, out),
+        }
+    }
+
+    /// Primes the scorer with the held frames and scores them (nothing once primed). Nothing is
+    /// trimmed from the history while frames are held, so they all are in it.
+    fn prime(&mut self, out: &mut Vec<Segment>) {
+        let Some(held) = self.held.take() else { return };
+        let frames: Vec<&[f32]> = self.history.chunks_exact(self.frame_len).take(held).collect();
+        self.scorer.prime(&frames);
+        let first = self.history_start;
+        for i in 0..held {
+            self.step(first + i * self.frame_len, out);
+        }
+    }
+
+    /// Scores the frame that starts at stream sample `at` (in the history) and reports what it
+    /// ends.
+    fn step(&mut self, at: usize, out: &mut Vec<Segment>) {
+        let from = at - self.history_start;
+        let score = self.scorer.score(&self.history[from..from + self.frame_len]);
         if let Some(event) = self.vad.push(score) {
             self.handle(event, out);
         }
@@ -287,6 +326,44 @@ mod tests {
         assert_eq!(u.samples.len(), ((u.end_s - u.start_s) * 8000.0).round() as usize + 400);
         assert!(u.samples[..400].iter().all(|&s| s == 0.0));
         assert!(u.samples[500..600].iter().any(|&s| s != 0.0));
+    }
+
+    /// A recording that starts with the word: 0.4 s of tone over quiet noise, then the noise.
+    fn starts_with_the_word(noise: f32) -> Vec<f32> {
+        let mut x: Vec<f32> = tone(3200, 0.3);
+        x.extend(vec![0.0; 8000]);
+        // Deterministic hiss (a fixed pattern is enough for frame energies).
+        x.iter_mut().enumerate().for_each(|(i, v)| *v += noise * ((i * 7919 % 97) as f32 / 48.0 - 1.0));
+        x
+    }
+
+    #[test]
+    fn a_word_at_the_very_start_is_heard() {
+        // The scorer's floor used to start at the first frame: the word itself, never heard.
+        for noise in [0.0, 1e-3] {
+            for piece in [1, 160, 100_000] {
+                let out = segment(&starts_with_the_word(noise), piece, 1.0);
+                let spans: Vec<(f64, f64)> = out
+                    .iter()
+                    .filter_map(
+                        |s| if let Segment::Utterance(u) = s { Some((u.start_s, u.end_s)) } else { None },
+                    )
+                    .collect();
+                assert_eq!(spans.len(), 1, "noise {noise}, pushes of {piece}: {spans:?}");
+                assert!(spans[0].0 <= 0.017 && (spans[0].1 - 0.4).abs() <= 0.017, "{spans:?}");
+                assert_eq!(out.last(), Some(&Segment::SequenceEnd));
+            }
+        }
+    }
+
+    #[test]
+    fn a_stream_shorter_than_the_warm_up_is_still_read() {
+        // 0.3 s of tone and nothing after it: every frame is still held when the stream ends.
+        let out = segment(&tone(2400, 0.3), 2400, 1.0);
+        assert!(
+            matches!(&out[..], [Segment::Utterance(u), Segment::SequenceEnd] if u.start_s == 0.0),
+            "{out:?}"
+        );
     }
 
     #[test]

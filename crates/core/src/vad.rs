@@ -250,6 +250,10 @@ impl Vad {
 pub trait FrameScorer: Send {
     /// Score of the next frame (`frame_len` samples at the stream's rate).
     fn score(&mut self, frame: &[f32]) -> f32;
+
+    /// Sets the scorer up from the stream's first frames before any of them is scored (they
+    /// are scored next, in order). A scorer with no state to set ignores them.
+    fn prime(&mut self, _frames: &[&[f32]]) {}
 }
 
 /// Energy above an adaptive noise floor, in dB.
@@ -268,6 +272,11 @@ pub struct EnergyScorer {
     loud_db: f32,
     min_speech_db: f32,
 }
+
+/// A stream's first noise floor lies at least this far under its loudest first frame (see
+/// [`EnergyScorer`]'s `prime`): a word alone among digital silence, or a clip that is all word,
+/// has no quieter frame to measure.
+const PRIME_RANGE_DB: f32 = 20.0;
 
 /// Energies are clamped here (dBFS) so log(0) never appears.
 const ENERGY_FLOOR_DB: f32 = -100.0;
@@ -300,6 +309,18 @@ pub fn frame_db(frame: &[f32]) -> f32 {
 }
 
 impl FrameScorer for EnergyScorer {
+    /// The first noise floor is the quietest of the first frames that is not digital silence
+    /// (below `min_speech_db`), and at least [`PRIME_RANGE_DB`] under the loudest; where every
+    /// frame is digital silence, its level. Not the first frame: a recording that starts with
+    /// the word (FSDD's clips, a phrase cut tight, a click) would take the word for the floor
+    /// and lose it.
+    fn prime(&mut self, frames: &[&[f32]]) {
+        let db: Vec<f32> = frames.iter().map(|f| frame_db(f)).collect();
+        let Some(loudest) = db.iter().copied().max_by(f32::total_cmp) else { return };
+        let heard = db.iter().copied().filter(|&d| d >= self.min_speech_db).min_by(f32::total_cmp);
+        self.floor_db = Some(heard.unwrap_or(loudest).min(loudest - PRIME_RANGE_DB));
+    }
+
     fn score(&mut self, frame: &[f32]) -> f32 {
         let db = frame_db(frame);
         let floor = *self.floor_db.get_or_insert(db);
@@ -394,6 +415,25 @@ pub fn scorer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_energy_floor_starts_at_the_quietest_first_frame_that_is_not_digital_silence() {
+        let frame = |amp: f32| vec![amp; 128];
+        let (loud, hiss, zeros) = (frame(0.3), frame(1e-2), frame(0.0));
+        let mut scorer = EnergyScorer::new(FRAME_SECONDS, 5.0);
+        scorer.prime(&[&loud, &zeros, &hiss, &loud]);
+        assert_eq!(scorer.floor_db(), Some(frame_db(&hiss)));
+        // The loud first frame is then speech, well above the floor.
+        assert!(scorer.score(&loud) > 25.0);
+        // A word among digital silence: the floor is well under the word.
+        let mut scorer = EnergyScorer::new(FRAME_SECONDS, 5.0);
+        scorer.prime(&[&loud, &zeros, &zeros]);
+        assert_eq!(scorer.floor_db(), Some(frame_db(&loud) - PRIME_RANGE_DB));
+        // Digital silence alone.
+        let mut scorer = EnergyScorer::new(FRAME_SECONDS, 5.0);
+        scorer.prime(&[&zeros, &zeros]);
+        assert_eq!(scorer.floor_db(), Some(ENERGY_FLOOR_DB - PRIME_RANGE_DB));
+    }
 
     /// Timing in whole frames: onset 3, hangover 4, min 5, max 20.
     fn vad() -> Vad {
