@@ -41,6 +41,31 @@ fn the_shipped_string_model_reads_spliced_strings_phrases_and_single_digits() {
     assert!(single_exact >= 0.97, "single digits {single_exact}");
 }
 
+/// `--listen`: what `listen --input` prints, through its VAD. The single test words start at
+/// their file's first sample: with the VAD's noise floor taken from the first frame, listen
+/// heard none of them (0 of 300); now the few it misses are words shorter than its shortest
+/// utterance.
+#[test]
+fn evaluate_listen_scores_strings_as_listen_reads_them() {
+    let out = Command::new(EVALUATE)
+        .args(["--sequences", "--listen", "--count", "60", "--threads", "1", "--json"])
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["decoding"].as_str().unwrap().contains("listen"), "{}", report["decoding"]);
+    let (spliced_der, _) = rate(&report["spliced"]);
+    let (phrase_der, _) = rate(&report["phrases"]);
+    let (_, single_exact) = rate(&report["single"]);
+    // Measured (models/strings.sequences.listen.json): 1.1% / 8.7% / 97.7%.
+    assert!(spliced_der < 0.04, "spliced DER {spliced_der}");
+    assert!(phrase_der < 0.12, "phrase DER {phrase_der}");
+    assert!(single_exact >= 0.95, "single digits {single_exact}");
+    let err = failing(&["--sequences", "--listen", "--digits", "4", "--count", "5"]);
+    assert!(err.contains("--digits"), "{err}");
+}
+
 /// `evaluate` with `args`, which must fail: its stderr.
 fn failing(args: &[&str]) -> String {
     let out = Command::new(EVALUATE).args(args).current_dir(common::root()).output().unwrap();

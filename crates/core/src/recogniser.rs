@@ -15,6 +15,7 @@ use crate::ctc::{Reading, StringModel};
 use crate::model::Model;
 use crate::prediction::Prediction;
 use crate::stream::{Segment, Segmenter, SegmenterConfig};
+use crate::vad::VadKind;
 use crate::{Error, FrontEnd, Result};
 use std::time::Instant;
 
@@ -57,6 +58,9 @@ pub enum Heard {
     /// A pause ended the sequence: its digits in order (`?` for unsure ones).
     Sequence(String),
 }
+
+/// `listen`'s default: utterances read less surely than this print `?`.
+pub const MIN_CONFIDENCE: f32 = 0.5;
 
 /// The longest utterance the segmenter cuts when a string model reads it (seconds): a phrase
 /// such as a phone number, said without a pause.
@@ -120,6 +124,29 @@ impl<'m> Recogniser<'m> {
     /// Utterances less sure than this are reported as `?`.
     pub fn min_confidence(&self) -> f32 {
         self.min_confidence
+    }
+
+    /// How `listen` cuts a stream for `model` with the `kind` VAD: its front end's pre-roll, and
+    /// utterances that may run to [`STRING_MAX_UTTERANCE_SECONDS`] when a string model reads
+    /// them.
+    pub fn stream_config(model: &Model, kind: VadKind, with_strings: bool) -> SegmenterConfig {
+        let mut stream = SegmenterConfig::for_front_end(kind, &model.config().features);
+        if with_strings {
+            stream.vad.max_utterance_seconds = STRING_MAX_UTTERANCE_SECONDS;
+        }
+        stream
+    }
+
+    /// Everything `listen --input` would print for a whole recording at
+    /// [`Recogniser::sample_rate`]: the sequences, joined (`?` for unsure digits).
+    pub fn read_all(&mut self, samples: &[f32]) -> Result<String> {
+        let mut heard = vec![];
+        self.push(samples, Instant::now(), &mut heard)?;
+        self.finish(&mut heard)?;
+        Ok(heard
+            .into_iter()
+            .filter_map(|h| if let Heard::Sequence(s) = h { Some(s) } else { None })
+            .collect())
     }
 
     /// Seconds of audio processed so far.
@@ -210,6 +237,34 @@ impl<'m> Recogniser<'m> {
             .map(Prediction::from_probabilities)
             .ok_or_else(|| Error::Config("the model returned nothing".into()))
     }
+}
+
+/// Scores `items` (recordings at `classifier`'s rate, with their digits) as `listen --input`
+/// reads them with its defaults (the energy VAD, [`MIN_CONFIDENCE`]): each recording cut into
+/// utterances, each read by `strings` or `classifier` as listen picks, the sequences joined; a
+/// `?` counts as a wrong digit. On `threads` threads.
+pub fn score_listening(
+    classifier: &Model,
+    strings: &StringModel,
+    items: &[crate::strings::Labelled],
+    threads: usize,
+) -> Result<crate::strings::SequenceScores> {
+    let stream = Recogniser::stream_config(classifier, VadKind::Energy, true);
+    let heard = crate::parallel::map(
+        items,
+        threads,
+        || (),
+        |_, _, (samples, _)| {
+            Recogniser::new(classifier, &stream, MIN_CONFIDENCE)?.with_strings(strings)?.read_all(samples)
+        },
+    )?;
+    let mut scores = crate::strings::SequenceScores::default();
+    for ((_, digits), text) in items.iter().zip(heard) {
+        // `?` becomes a value no digit has.
+        let hypothesis: Vec<u8> = text?.bytes().map(|b| b.wrapping_sub(b'0')).collect();
+        scores.add(digits, &hypothesis);
+    }
+    Ok(scores)
 }
 
 #[cfg(test)]

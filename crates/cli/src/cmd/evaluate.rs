@@ -12,6 +12,7 @@ use spoken_digits::conditions::{self, Condition};
 use spoken_digits::ctc::{Lengths, StringModel};
 use spoken_digits::dataset::{self, Split};
 use spoken_digits::predict;
+use spoken_digits::recogniser;
 use spoken_digits::rescore::{STRING_WEIGHT, StringReader};
 use spoken_digits::strings::{self, Labelled, SequenceScores, SpliceConfig, WordBank};
 use std::path::PathBuf;
@@ -83,6 +84,11 @@ pub struct EvaluateArgs {
     /// classifier and decide it by both models' probabilities; `none`: the string model alone.
     #[arg(long, value_name = "FILE|none")]
     pub classifier: Option<PathBuf>,
+    /// With --sequences: score what `listen --input` prints for each recording instead of the
+    /// string model's reading of it whole: cut by listen's VAD, each utterance read by the
+    /// string model or by the default classifier (models/digits.safetensors) as listen picks.
+    #[arg(long, requires = "sequences", conflicts_with_all = ["classifier", "digits"])]
+    pub listen: bool,
     /// With --classifier: the exponent on the string model's probabilities beside the
     /// classifier's (0: the classifier alone decides each digit).
     #[arg(long, default_value_t = STRING_WEIGHT, value_name = "W")]
@@ -168,6 +174,9 @@ struct SequenceReport {
 /// How the strings were read: "greedy" or "digits N", and the classifier that read each digit
 /// again.
 fn decoding(args: &EvaluateArgs, classifier: Option<&str>) -> String {
+    if args.listen {
+        return "as listen --input reads them: its VAD, the string model or the classifier".into();
+    }
     let constraint = args.digits.as_ref().map_or("greedy".to_string(), |d| format!("digits {d}"));
     match classifier {
         None => constraint,
@@ -202,6 +211,13 @@ fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
         Some(None) => Some(Lengths { min: reference.len(), max: reference.len() }),
         Some(Some(l)) => Some(l),
     };
+    let listening = if args.listen { Some(load_model(None)?.0) } else { None };
+    let score = |items: &[Labelled]| -> anyhow::Result<SequenceScores> {
+        Ok(match &listening {
+            Some(classifier) => recogniser::score_listening(classifier, &model, items, args.threads)?,
+            None => strings::score_strings(&reader, items, lengths, args.threads)?,
+        })
+    };
     let holdout =
         dataset::read_holdout(&args.holdout.clone().unwrap_or_else(|| default_path(DEFAULT_HOLDOUT)))?;
     let data = args.data.clone().unwrap_or_else(|| default_path(DEFAULT_RECORDINGS));
@@ -230,17 +246,17 @@ fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
                 .filter(|(f, _)| f.voice.starts_with(voice))
                 .map(|(_, p)| p.clone())
                 .collect();
-            Ok((voice, strings::score_strings(&reader, &mine, lengths, args.threads)?))
+            Ok((voice, score(&mine)?))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let report = SequenceReport {
         model: path.display().to_string(),
         split: args.split.to_string(),
         decoding: decoding(args, classifier.as_ref().map(|(_, name)| name.as_str())),
-        spliced: strings::score_strings(&reader, &spliced, lengths, args.threads)?,
-        phrases: strings::score_strings(&reader, &phrases, lengths, args.threads)?,
+        spliced: score(&spliced)?,
+        phrases: score(&phrases)?,
         by_voice,
-        single: strings::score_strings(&reader, &single, lengths, args.threads)?,
+        single: score(&single)?,
     };
     if args.json {
         let json = serde_json::json!({

@@ -7,8 +7,7 @@ use crate::{StringsArgs, Verbosity, load_model};
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use spoken_digits::live::{Command, Feeder, Listener, Source};
-use spoken_digits::recogniser::{Recogniser, STRING_MAX_UTTERANCE_SECONDS};
-use spoken_digits::stream::SegmenterConfig;
+use spoken_digits::recogniser::{MIN_CONFIDENCE, Recogniser};
 use spoken_digits::takes::{self, TakeFolder};
 use spoken_digits::vad::VadKind;
 use std::path::{Path, PathBuf};
@@ -67,7 +66,7 @@ pub struct ListenArgs {
     #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
     pub gap: f64,
     /// Utterances classified with less confidence print `?`.
-    #[arg(long, default_value_t = 0.5, value_name = "0..1")]
+    #[arg(long, default_value_t = MIN_CONFIDENCE, value_name = "0..1")]
     pub min_confidence: f32,
     /// Press Enter to record 1.5 s; the loudest second is classified (the original behaviour).
     #[arg(long, conflicts_with = "input")]
@@ -117,12 +116,9 @@ pub fn listen(args: ListenArgs) -> anyhow::Result<ExitCode> {
         Vad::Energy => VadKind::Energy,
         Vad::Earshot => VadKind::Earshot,
     };
-    let mut stream = SegmenterConfig::for_front_end(kind, &model.config().features);
-    stream.gap_seconds = args.gap;
     let strings = if args.push_to_talk || args.enroll.is_some() { None } else { args.strings.load()? };
-    if strings.is_some() {
-        stream.vad.max_utterance_seconds = STRING_MAX_UTTERANCE_SECONDS;
-    }
+    let mut stream = Recogniser::stream_config(&model, kind, strings.is_some());
+    stream.gap_seconds = args.gap;
     let mut recogniser = Recogniser::new(&model, &stream, args.min_confidence)?;
     if let Some(strings) = &strings {
         recogniser = recogniser.with_strings(strings)?;
