@@ -183,6 +183,12 @@ pub struct ModelConfig {
     /// The kind of recogniser (the classifier unless the file says otherwise).
     #[serde(default, skip_serializing_if = "Head::is_classifier")]
     pub head: Head,
+    /// String models: each utterance is also read with the voice's pitch and formants moved by
+    /// these factors at the same tempo ([`crate::strings::voice_shifted_features`]; below 1:
+    /// lower, as a man's voice), and every frame's probabilities are the mean of the readings.
+    /// Chosen by measurement for a trained model (its model card); empty: one plain reading.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub voice_shifts: Vec<f32>,
 }
 
 impl Default for ModelConfig {
@@ -192,6 +198,7 @@ impl Default for ModelConfig {
             num_classes: NUM_CLASSES,
             features: FeatureConfig::default(),
             head: Head::Classifier,
+            voice_shifts: vec![],
         }
     }
 }

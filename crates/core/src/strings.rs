@@ -305,6 +305,29 @@ fn join<R: Rng + ?Sized>(words: &[&Word], cfg: &SpliceConfig, rate: u32, rng: &m
     }
 }
 
+/// The string model's input for `samples` with the voice's pitch and formants moved up by
+/// `factor` (below 1: down) at the same tempo: the audio played `factor` times faster, its
+/// feature map stretched back over time (each band resampled), so its frames line up with the
+/// unshifted map's (to within one).
+pub fn voice_shifted_features(
+    features: &crate::FeatureConfig,
+    samples: &[f32],
+    factor: f32,
+) -> Result<(Vec<f32>, usize)> {
+    let (map, frames) = crate::ctc::utterance_features(features, &stretch(samples, factor))?;
+    let target = ((frames as f32 * factor).round() as usize).max(1);
+    let mut out = Vec::with_capacity(features.n_mels * target);
+    for row in map.chunks_exact(frames.max(1)) {
+        out.extend(
+            stretch(row, frames as f32 / target as f32)
+                .into_iter()
+                .chain(std::iter::repeat(0.0))
+                .take(target),
+        );
+    }
+    Ok((out, target))
+}
+
 /// The samples played `factor` times faster (linear interpolation): `len / factor` samples.
 fn stretch(samples: &[f32], factor: f32) -> Vec<f32> {
     let n = (samples.len() as f32 / factor).floor() as usize;
@@ -511,19 +534,7 @@ impl StringAugment {
             return crate::ctc::utterance_features(features, samples);
         }
         let factor = rng.random_range(lo.ln()..=hi.ln()).exp();
-        let (map, frames) = crate::ctc::utterance_features(features, &stretch(samples, factor))?;
-        // Back to the tempo of the unshifted string: each band resampled over time.
-        let target = ((frames as f32 * factor).round() as usize).max(1);
-        let mut out = Vec::with_capacity(features.n_mels * target);
-        for row in map.chunks_exact(frames.max(1)) {
-            out.extend(
-                stretch(row, frames as f32 / target as f32)
-                    .into_iter()
-                    .chain(std::iter::repeat(0.0))
-                    .take(target),
-            );
-        }
-        Ok((out, target))
+        voice_shifted_features(features, samples, factor)
     }
 
     /// Masks `map` (`bands` rows of frames) in place, masked values the map's mean.

@@ -121,6 +121,7 @@ fn fresh_classifier(cfg: &TrainConfig, device: Device) -> Result<Classifier> {
         num_classes: NUM_CLASSES,
         features: cfg.features.clone(),
         head: Head::Classifier,
+        voice_shifts: vec![],
     };
     Classifier::new(config, device)
 }
@@ -434,6 +435,7 @@ mod tests {
             num_classes: NUM_CLASSES,
             features: FeatureConfig::default(),
             head: spoken_digits::model::Head::Classifier,
+            voice_shifts: vec![],
         };
         let model = Classifier::new(cfg, Device::Cpu).unwrap();
         let first = snapshot(&model);

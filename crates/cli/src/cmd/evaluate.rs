@@ -84,6 +84,11 @@ pub struct EvaluateArgs {
     /// classifier and decide it by both models' probabilities; `none`: the string model alone.
     #[arg(long, value_name = "FILE|none")]
     pub classifier: Option<PathBuf>,
+    /// With --sequences: read each utterance also with the voice shifted by these factors
+    /// (a comma list, e.g. 0.85,1.15; `none`: the plain reading alone) instead of the model's
+    /// own `voice_shifts`.
+    #[arg(long, value_name = "LIST|none", requires = "sequences")]
+    pub voice_shifts: Option<VoiceShifts>,
     /// With --sequences: score what `listen --input` prints for each recording instead of the
     /// string model's reading of it whole: cut by listen's VAD, each utterance read by the
     /// string model or by the default classifier (models/digits.safetensors) as listen picks.
@@ -98,6 +103,25 @@ pub struct EvaluateArgs {
     pub json: bool,
     #[command(flatten)]
     pub verbosity: Verbosity,
+}
+
+/// `--voice-shifts`: factors, or none.
+#[derive(Debug, Clone)]
+pub struct VoiceShifts(pub Vec<f32>);
+
+impl std::str::FromStr for VoiceShifts {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text == "none" {
+            return Ok(VoiceShifts(vec![]));
+        }
+        text.split(',')
+            .map(|f| {
+                f.trim().parse::<f32>().map_err(|_| format!("'{f}' is not a number (a comma list, or none)"))
+            })
+            .collect::<Result<_, _>>()
+            .map(VoiceShifts)
+    }
 }
 
 fn parse_conditions(text: &str) -> Result<Vec<Condition>, String> {
@@ -188,7 +212,10 @@ fn decoding(args: &EvaluateArgs, classifier: Option<&str>) -> String {
 
 fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
     let path = args.model.clone().unwrap_or_else(|| default_path(DEFAULT_STRING_MODEL));
-    let model = StringModel::load(&path).context("loading the string model")?;
+    let mut model = StringModel::load(&path).context("loading the string model")?;
+    if let Some(VoiceShifts(shifts)) = &args.voice_shifts {
+        model = model.with_voice_shifts(shifts.clone())?;
+    }
     let rate = model.config().features.sample_rate;
     let classifier = match args.classifier.as_deref() {
         Some(p) if p == std::path::Path::new("none") => None,
@@ -252,7 +279,14 @@ fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
     let report = SequenceReport {
         model: path.display().to_string(),
         split: args.split.to_string(),
-        decoding: decoding(args, classifier.as_ref().map(|(_, name)| name.as_str())),
+        decoding: match model.config().voice_shifts.as_slice() {
+            [] => decoding(args, classifier.as_ref().map(|(_, name)| name.as_str())),
+            shifts => format!(
+                "{}; also read with the voice shifted x{}, the readings averaged",
+                decoding(args, classifier.as_ref().map(|(_, name)| name.as_str())),
+                shifts.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(", x")
+            ),
+        },
         spliced: score(&spliced)?,
         phrases: score(&phrases)?,
         by_voice,
