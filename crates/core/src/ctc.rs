@@ -70,13 +70,6 @@ const DB_PER_UNIT: f32 = 20.0;
 /// Batch norm's epsilon (PyTorch's and tch's default).
 const BN_EPS: f32 = 1e-5;
 
-/// The voice shifts a newly trained string model reads with ([`ModelConfig::voice_shifts`]):
-/// once as heard and once a sixth lower. Measured with the shipped model on the held-out
-/// phrases (`evaluate --sequences --voice-shifts`, see the model card): the female voice slt
-/// 13.1% -> 11.5% digit error rate, the Caribbean espeak voices 3.4% -> 3.1%, FSDD's spliced
-/// strings 0.88% -> 0.93%, single words 99.3% -> 100%.
-pub const READ_VOICE_SHIFTS: [f32; 1] = [0.85];
-
 /// The string model's config: the tcn network over the log-mel spectrogram (23 bands, 16 ms
 /// frames; the 1 s clip length there is unused: it reads whole utterances).
 pub fn default_config() -> ModelConfig {
@@ -85,7 +78,7 @@ pub fn default_config() -> ModelConfig {
         num_classes: CTC_CLASSES,
         features: FeatureConfig { n_mfcc: 23, log_mel: true, ..FeatureConfig::default() },
         head: Head::Ctc,
-        voice_shifts: READ_VOICE_SHIFTS.to_vec(),
+        voice_shifts: vec![],
     }
 }
 

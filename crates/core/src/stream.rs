@@ -358,12 +358,19 @@ mod tests {
 
     #[test]
     fn a_stream_shorter_than_the_warm_up_is_still_read() {
-        // 0.3 s of tone and nothing after it: every frame is still held when the stream ends.
-        let out = segment(&tone(2400, 0.3), 2400, 1.0);
-        assert!(
-            matches!(&out[..], [Segment::Utterance(u), Segment::SequenceEnd] if u.start_s == 0.0),
-            "{out:?}"
-        );
+        // A 0.3 s word (a tone that swells and fades) and nothing after it: every frame is still
+        // held when the stream ends.
+        let word: Vec<f32> = tone(2400, 0.3)
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s * (std::f32::consts::PI * i as f32 / 2400.0).sin().powi(2))
+            .collect();
+        let out = segment(&word, 2400, 1.0);
+        let spans: Vec<Option<(f64, f64)>> = out
+            .iter()
+            .map(|s| if let Segment::Utterance(u) = s { Some((u.start_s, u.end_s)) } else { None })
+            .collect();
+        assert!(matches!(spans[..], [Some((start, end)), None] if start < 0.1 && end > 0.2), "{spans:?}");
     }
 
     #[test]

@@ -273,10 +273,14 @@ pub struct EnergyScorer {
     min_speech_db: f32,
 }
 
-/// A stream's first noise floor lies at least this far under its loudest first frame (see
-/// [`EnergyScorer`]'s `prime`): a word alone among digital silence, or a clip that is all word,
-/// has no quieter frame to measure.
+/// Where a stream's first frames hold more than noise, its first noise floor lies at least this
+/// far under the loudest of them (see [`EnergyScorer`]'s `prime`): a clip that is all word, or a
+/// word alone among zeros, has no quieter frame to measure.
 const PRIME_RANGE_DB: f32 = 20.0;
+
+/// First frames whose levels spread over this much hold more than steady noise (white or room
+/// noise spreads over 2-4 dB in 16 ms frames; a word over 10-30 dB).
+const PRIME_NOISE_SPREAD_DB: f32 = 10.0;
 
 /// Energies are clamped here (dBFS) so log(0) never appears.
 const ENERGY_FLOOR_DB: f32 = -100.0;
@@ -310,15 +314,25 @@ pub fn frame_db(frame: &[f32]) -> f32 {
 
 impl FrameScorer for EnergyScorer {
     /// The first noise floor is the quietest of the first frames that is not digital silence
-    /// (below `min_speech_db`), and at least [`PRIME_RANGE_DB`] under the loudest; where every
-    /// frame is digital silence, its level. Not the first frame: a recording that starts with
-    /// the word (FSDD's clips, a phrase cut tight, a click) would take the word for the floor
-    /// and lose it.
+    /// (below `min_speech_db`), not the first frame: a recording that starts with the word
+    /// (FSDD's clips, a phrase cut tight, a click) would take the word for the floor and lose
+    /// it. Where the first frames hold more than noise, which varies little from frame to frame
+    /// (their levels spread over [`PRIME_NOISE_SPREAD_DB`] or more, or digital silence lies
+    /// among them: a recording that may be all word), the floor is also at least
+    /// [`PRIME_RANGE_DB`] under the loudest frame. Where every frame is digital silence, their
+    /// level.
     fn prime(&mut self, frames: &[&[f32]]) {
         let db: Vec<f32> = frames.iter().map(|f| frame_db(f)).collect();
         let Some(loudest) = db.iter().copied().max_by(f32::total_cmp) else { return };
         let heard = db.iter().copied().filter(|&d| d >= self.min_speech_db).min_by(f32::total_cmp);
-        self.floor_db = Some(heard.unwrap_or(loudest).min(loudest - PRIME_RANGE_DB));
+        let silence = db.iter().any(|&d| d < self.min_speech_db);
+        self.floor_db = Some(match heard {
+            Some(quietest) if silence || loudest - quietest >= PRIME_NOISE_SPREAD_DB => {
+                quietest.min(loudest - PRIME_RANGE_DB)
+            }
+            Some(quietest) => quietest,
+            None => loudest,
+        });
     }
 
     fn score(&mut self, frame: &[f32]) -> f32 {
@@ -420,19 +434,21 @@ mod tests {
     fn the_energy_floor_starts_at_the_quietest_first_frame_that_is_not_digital_silence() {
         let frame = |amp: f32| vec![amp; 128];
         let (loud, hiss, zeros) = (frame(0.3), frame(1e-2), frame(0.0));
-        let mut scorer = EnergyScorer::new(FRAME_SECONDS, 5.0);
-        scorer.prime(&[&loud, &zeros, &hiss, &loud]);
-        assert_eq!(scorer.floor_db(), Some(frame_db(&hiss)));
-        // The loud first frame is then speech, well above the floor.
-        assert!(scorer.score(&loud) > 25.0);
-        // A word among digital silence: the floor is well under the word.
-        let mut scorer = EnergyScorer::new(FRAME_SECONDS, 5.0);
-        scorer.prime(&[&loud, &zeros, &zeros]);
-        assert_eq!(scorer.floor_db(), Some(frame_db(&loud) - PRIME_RANGE_DB));
-        // Digital silence alone.
-        let mut scorer = EnergyScorer::new(FRAME_SECONDS, 5.0);
-        scorer.prime(&[&zeros, &zeros]);
-        assert_eq!(scorer.floor_db(), Some(ENERGY_FLOOR_DB - PRIME_RANGE_DB));
+        let floor = |frames: &[&[f32]]| {
+            let mut scorer = EnergyScorer::new(FRAME_SECONDS, 5.0);
+            scorer.prime(frames);
+            scorer.floor_db().unwrap()
+        };
+        // Noise, then the word: the noise is the floor, and the word is well above it.
+        assert_eq!(floor(&[&hiss, &loud, &hiss]), frame_db(&hiss));
+        // All word, a little quieter at its end: well under the loudest.
+        assert_eq!(floor(&[&loud, &frame(0.05)]), frame_db(&loud) - PRIME_RANGE_DB);
+        // Noise alone (no word in the first frames): its own level, not lower.
+        assert_eq!(floor(&[&hiss, &frame(1.2e-2)]), frame_db(&hiss));
+        // Digital silence is no noise floor; with it, the floor is also well under the loudest.
+        assert_eq!(floor(&[&loud, &zeros, &hiss, &loud]), frame_db(&hiss));
+        assert_eq!(floor(&[&loud, &zeros, &zeros]), frame_db(&loud) - PRIME_RANGE_DB);
+        assert_eq!(floor(&[&zeros, &zeros]), ENERGY_FLOOR_DB);
     }
 
     /// Timing in whole frames: onset 3, hangover 4, min 5, max 20.
