@@ -79,6 +79,18 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// `listen --input path --no-realtime --format json`, which must succeed: its rows and its
+/// stderr.
+fn listen_file(path: &Path) -> (Vec<serde_json::Value>, String) {
+    let out = Command::new(LISTEN)
+        .args(["--input", path.to_str().unwrap(), "--no-realtime", "--format", "json"])
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{}: {stderr}", path.display());
+    (json_lines(&text(&out.stdout)), stderr)
+}
+
 /// Checks every utterance row: fields present, digit right, times in order.
 fn check_utterances(rows: &[serde_json::Value]) {
     let utterances: Vec<_> = rows.iter().filter(|r| r.get("sequence").is_none()).collect();
@@ -108,12 +120,7 @@ fn listen_reads_m4a_and_opus_files_like_the_wav() {
     ] {
         let copy = dir.join(name);
         common::ffmpeg(&wav, &copy, args);
-        let out = Command::new(LISTEN)
-            .args(["--input", copy.to_str().unwrap(), "--no-realtime", "--format", "json"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
-        let rows = json_lines(&text(&out.stdout));
+        let (rows, _) = listen_file(&copy);
         assert_eq!(sequences(&rows), expected(), "{name}: {rows:?}");
         check_utterances(&rows);
     }
@@ -124,16 +131,11 @@ fn listen_reads_m4a_and_opus_files_like_the_wav() {
 fn listen_reads_a_wav_through_the_streaming_pipeline() {
     let dir = temp_dir("listen-wav");
     let wav = sequence_wav(&dir, 8000);
-    let out = Command::new(LISTEN)
-        .args(["--input", wav.to_str().unwrap(), "--no-realtime", "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let rows = json_lines(&text(&out.stdout));
+    let (rows, stderr) = listen_file(&wav);
     assert_eq!(sequences(&rows), expected(), "{rows:?}");
     check_utterances(&rows);
     // The summary names the real-time factor.
-    assert!(text(&out.stderr).contains("real-time factor"), "{}", text(&out.stderr));
+    assert!(stderr.contains("real-time factor"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -153,12 +155,7 @@ fn listen_hears_a_string_that_starts_at_the_first_sample() {
     x.extend(vec![0.0f32; 2400]);
     let wav = dir.join("tight.wav");
     spoken_digits::audio::write_wav(&wav, &x, 8000).unwrap();
-    let out = Command::new(LISTEN)
-        .args(["--input", wav.to_str().unwrap(), "--no-realtime", "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let rows = json_lines(&text(&out.stdout));
+    let (rows, _) = listen_file(&wav);
     assert_eq!(sequences(&rows), ["4159"], "{rows:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
