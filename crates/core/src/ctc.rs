@@ -328,18 +328,18 @@ impl StringModel {
         let logits = self.logits(&input, frames)?;
         let mut probs: Vec<[f32; CTC_CLASSES]> = logits.chunks_exact(CTC_CLASSES).map(softmax).collect();
         let shifts = &self.config.voice_shifts;
-        if !shifts.is_empty() {
-            for &factor in shifts {
-                let (input, frames) =
-                    crate::strings::voice_shifted_features(&self.config.features, &padded, factor)?;
-                let shifted = self.logits(&input, frames)?;
-                let mut shifted = shifted.chunks_exact(CTC_CLASSES).map(softmax);
-                for row in &mut probs {
-                    // The shifted map may be a frame short: the plain frame stands in.
-                    let other = shifted.next().unwrap_or(*row);
-                    row.iter_mut().zip(other).for_each(|(a, b)| *a += b);
-                }
+        for &factor in shifts {
+            let (input, frames) =
+                crate::strings::voice_shifted_features(&self.config.features, &padded, factor)?;
+            let shifted = self.logits(&input, frames)?;
+            let mut shifted = shifted.chunks_exact(CTC_CLASSES).map(softmax);
+            for row in &mut probs {
+                // The shifted map may be a frame short: the plain frame stands in.
+                let other = shifted.next().unwrap_or(*row);
+                row.iter_mut().zip(other).for_each(|(a, b)| *a += b);
             }
+        }
+        if !shifts.is_empty() {
             let n = (shifts.len() + 1) as f32;
             probs.iter_mut().for_each(|row| row.iter_mut().for_each(|v| *v /= n));
         }

@@ -172,11 +172,12 @@ impl Segmenter {
 
     fn process_frame(&mut self, out: &mut Vec<Segment>) {
         self.history.extend_from_slice(&self.frame);
-        match self.held {
-            Some(held) if held + 1 < self.warmup => self.held = Some(held + 1),
+        match &mut self.held {
             Some(held) => {
-                self.held = Some(held + 1);
-                self.prime(out);
+                *held += 1;
+                if *held >= self.warmup {
+                    self.prime(out);
+                }
             }
             None => self.step(self.history_start + self.history.len() - self.frame_len, out),
         }

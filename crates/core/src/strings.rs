@@ -79,9 +79,9 @@ pub struct SpliceConfig {
     pub eq_db: f32,
     pub snr_db: (f32, f32),
     /// Probability that a word loses the end of its tail, and the largest share of the word
-    /// cut: a recording cut before the word died away (FSDD's "nine"s often stop 10 dB under
-    /// their peak), which the 40 dB trim never makes. Without it the string model missed such
-    /// a word at the end of a string.
+    /// cut: a recording cut before the word died away (one of george's "nine"s stops 9 dB
+    /// under its peak), which the 40 dB trim never makes. Without it the string model missed
+    /// such a word at the end of a string.
     #[serde(default)]
     pub end_cut: (f64, f32),
 }

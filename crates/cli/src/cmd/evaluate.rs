@@ -195,18 +195,29 @@ struct SequenceReport {
     single: SequenceScores,
 }
 
-/// How the strings were read: "greedy" or "digits N", and the classifier that read each digit
-/// again.
-fn decoding(args: &EvaluateArgs, classifier: Option<&str>) -> String {
-    if args.listen {
-        return "as listen --input reads them: its VAD, the string model or the classifier".into();
-    }
-    let constraint = args.digits.as_ref().map_or("greedy".to_string(), |d| format!("digits {d}"));
-    match classifier {
-        None => constraint,
-        Some(name) => {
-            format!("{constraint}, each digit read again by {name} (string weight {})", args.string_weight)
+/// How the strings were read: "greedy", "digits N" or through listen, the classifier that read
+/// each digit again, and the voice shifts read beside the plain reading.
+fn decoding(args: &EvaluateArgs, classifier: Option<&str>, voice_shifts: &[f32]) -> String {
+    let reading = if args.listen {
+        "as listen --input reads them: its VAD, the string model or the classifier".to_string()
+    } else {
+        let constraint = args.digits.as_ref().map_or("greedy".to_string(), |d| format!("digits {d}"));
+        match classifier {
+            None => constraint,
+            Some(name) => {
+                format!(
+                    "{constraint}, each digit read again by {name} (string weight {})",
+                    args.string_weight
+                )
+            }
         }
+    };
+    match voice_shifts {
+        [] => reading,
+        shifts => format!(
+            "{reading}; also read with the voice shifted x{}, the readings averaged",
+            shifts.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(", x")
+        ),
     }
 }
 
@@ -279,14 +290,11 @@ fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
     let report = SequenceReport {
         model: path.display().to_string(),
         split: args.split.to_string(),
-        decoding: match model.config().voice_shifts.as_slice() {
-            [] => decoding(args, classifier.as_ref().map(|(_, name)| name.as_str())),
-            shifts => format!(
-                "{}; also read with the voice shifted x{}, the readings averaged",
-                decoding(args, classifier.as_ref().map(|(_, name)| name.as_str())),
-                shifts.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(", x")
-            ),
-        },
+        decoding: decoding(
+            args,
+            classifier.as_ref().map(|(_, name)| name.as_str()),
+            &model.config().voice_shifts,
+        ),
         spliced: score(&spliced)?,
         phrases: score(&phrases)?,
         by_voice,
