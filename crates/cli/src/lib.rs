@@ -30,6 +30,8 @@ pub const DEFAULT_SYNTHETIC: &str = "free-spoken-digit-dataset/synthetic";
 pub const DEFAULT_STRING_MODEL: &str = "models/strings.safetensors";
 /// The spoken digit strings `scripts/setup` generates (`scripts/synthesize-phrases`).
 pub const DEFAULT_PHRASES: &str = "free-spoken-digit-dataset/phrases";
+/// The held-out voices' phrases said fast (`scripts/synthesize-phrases --fast`).
+pub const DEFAULT_FAST_PHRASES: &str = "free-spoken-digit-dataset/phrases-fast";
 /// The hold-out manifest.
 pub const DEFAULT_HOLDOUT: &str = "free-spoken-digit-dataset/holdout.txt";
 
@@ -204,10 +206,26 @@ pub fn run(body: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let b = paint::BAD;
-            anstream::eprintln!("{b}error:{b:#} {e:#}");
+            anstream::eprintln!("{b}error:{b:#} {}", cause_chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line, `: ` between them, leaving out a cause its error
+/// already says (the library's I/O errors print their source after the path).
+pub fn cause_chain(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !line.ends_with(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 /// Number of worker threads to use by default: all cores.
@@ -289,5 +307,21 @@ impl Progress for EpochBars {
             eprintln!("epoch {:>3}: {summary} ({:.1} s)", s.epoch, s.seconds);
         }
         bar.finish_with_message(summary);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cause_chain;
+    use anyhow::Context;
+
+    #[test]
+    fn an_error_line_says_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let e =
+            Err::<(), _>(spoken_digits::Error::io("no/such", io)).context("reading the phrases").unwrap_err();
+        assert_eq!(cause_chain(&e), "reading the phrases: no/such: No such file or directory");
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(cause_chain(&e), "outer: inner");
     }
 }

@@ -15,8 +15,10 @@ fn rate(section: &serde_json::Value) -> (f64, f64) {
 
 #[test]
 fn the_shipped_string_model_reads_spliced_strings_phrases_and_single_digits() {
-    let phrases = common::root().join("free-spoken-digit-dataset/phrases");
-    assert!(phrases.is_dir(), "{} is missing: run scripts/setup", phrases.display());
+    for dir in ["phrases", "phrases-fast"] {
+        let phrases = common::root().join("free-spoken-digit-dataset").join(dir);
+        assert!(phrases.is_dir(), "{} is missing: run scripts/setup", phrases.display());
+    }
     let out = Command::new(EVALUATE)
         .args(["--sequences", "--count", "60", "--threads", "1", "--json"])
         .current_dir(common::root())
@@ -105,4 +107,10 @@ fn the_classifier_reads_each_digit_of_a_spliced_string_again() {
 fn a_string_model_is_not_a_classifier() {
     let err = failing(&["--sequences", "--classifier", "models/strings.safetensors", "--count", "5"]);
     assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn a_missing_phrases_folder_is_one_clear_line() {
+    let err = failing(&["--sequences", "--fast-phrases", "no/such/folder", "--count", "5"]);
+    assert!(err.contains("no/such/folder") && err.lines().count() == 1, "{err}");
 }

@@ -23,6 +23,15 @@ fn train_main(args: TrainArgs) -> anyhow::Result<ExitCode> {
     if args.head == Head::Ctc {
         return train_strings(&args, device);
     }
+    for (given, flag) in [
+        (args.steps.is_some(), "--steps"),
+        (args.tempo.is_some(), "--tempo"),
+        (args.phrases.is_some(), "--phrases"),
+    ] {
+        if given {
+            bail!("{flag} is for the string model: add --head ctc");
+        }
+    }
     let plan = Plan::new(&args, &device)?;
     let stop = cmd::stop_flag("the best weights so far")?;
     let mut progress = EpochBars::new(args.verbosity.quiet);

@@ -3,8 +3,8 @@
 //! digit error rate and exact strings.
 
 use crate::{
-    DEFAULT_HOLDOUT, DEFAULT_PHRASES, DEFAULT_RECORDINGS, DEFAULT_STRING_MODEL, Verbosity, default_path,
-    default_threads, load_model, paint,
+    DEFAULT_FAST_PHRASES, DEFAULT_HOLDOUT, DEFAULT_PHRASES, DEFAULT_RECORDINGS, DEFAULT_STRING_MODEL,
+    Verbosity, default_path, default_threads, load_model, paint,
 };
 use anyhow::Context;
 use clap::Parser;
@@ -27,9 +27,10 @@ use std::process::ExitCode;
 /// `--sequences` scores a string model (`train --head ctc`; default models/strings.safetensors)
 /// three ways: strings spliced from the split's test words (a held-out speaker's own words with
 /// `--split speaker:<name>`), seeded, of --lengths digits with --gap-ms between words; the
-/// natural phrases of the voices held out of training (--phrases); and the split's test
-/// recordings one by one (single digits). For each, the digit error rate (edits over reference
-/// digits) and exact strings, by length.
+/// natural phrases of the voices held out of training (--phrases), and the same voices said
+/// fast, 4-5 digits a second, as people say digit strings (--fast-phrases); and the split's
+/// test recordings one by one (single digits). For each, the digit error rate (edits over
+/// reference digits) and exact strings, by length.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 pub struct EvaluateArgs {
@@ -76,6 +77,10 @@ pub struct EvaluateArgs {
     /// With --sequences: the phrases folder [default: free-spoken-digit-dataset/phrases].
     #[arg(long, value_name = "DIR")]
     pub phrases: Option<PathBuf>,
+    /// With --sequences: the fast phrases folder [default:
+    /// free-spoken-digit-dataset/phrases-fast; `scripts/synthesize-phrases --fast` makes it].
+    #[arg(long, value_name = "DIR")]
+    pub fast_phrases: Option<PathBuf>,
     /// With --sequences: decode with a length constraint: N, MIN..MAX, or `known` (each string's
     /// own length); greedy without it.
     #[arg(long, value_name = "N|MIN..MAX|known")]
@@ -183,16 +188,65 @@ pub fn evaluate(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The three scores of `--sequences`.
+/// The scores of `--sequences`.
 struct SequenceReport {
     model: String,
     split: String,
     decoding: String,
     spliced: SequenceScores,
-    phrases: SequenceScores,
-    /// The phrases of each held-out voice (its name prefix) apart.
-    by_voice: Vec<(&'static str, SequenceScores)>,
+    phrases: PhraseScores,
+    fast: PhraseScores,
     single: SequenceScores,
+}
+
+/// The held-out voices' phrases in a folder: all of them, and each voice (its name prefix)
+/// apart.
+struct PhraseScores {
+    all: SequenceScores,
+    by_voice: Vec<(&'static str, SequenceScores)>,
+}
+
+impl PhraseScores {
+    /// Reads the held-out voices' phrases in `dir` and scores them with `score`.
+    fn of<F>(dir: &std::path::Path, rate: u32, threads: usize, score: F) -> anyhow::Result<Self>
+    where
+        F: Fn(&[Labelled]) -> anyhow::Result<SequenceScores>,
+    {
+        let files = strings::scan_phrases(dir, true)
+            .with_context(|| format!("reading the held-out phrases in {}", dir.display()))?;
+        let phrases =
+            strings::load_phrases(&files, rate, spoken_digits::audio::DEFAULT_MAX_SECONDS, threads)?;
+        let by_voice = strings::HELD_OUT_VOICES
+            .into_iter()
+            .map(|voice| {
+                let mine: Vec<Labelled> = files
+                    .iter()
+                    .zip(&phrases)
+                    .filter(|(f, _)| f.voice.starts_with(voice))
+                    .map(|(_, p)| p.clone())
+                    .collect();
+                Ok((voice, score(&mine)?))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(PhraseScores { all: score(&phrases)?, by_voice })
+    }
+
+    fn by_voice_json(&self) -> std::collections::BTreeMap<String, &SequenceScores> {
+        self.by_voice.iter().map(|(v, s)| (v.to_string(), s)).collect()
+    }
+
+    /// The table, then a line per voice.
+    fn print(&self) {
+        print!("{}", self.all);
+        for (voice, scores) in &self.by_voice {
+            println!(
+                "  {voice}: {} strings, digit error rate {:.2}%, exact strings {:.1}%",
+                scores.strings,
+                100.0 * scores.digit_error_rate(),
+                100.0 * scores.exact_rate()
+            );
+        }
+    }
 }
 
 /// How the strings were read: "greedy", "digits N" or through listen, the classifier that read
@@ -272,21 +326,7 @@ fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
         .map(|r| Ok((spoken_digits::audio::load(&r.path, rate, max_seconds)?, vec![r.digit])))
         .collect::<spoken_digits::Result<_>>()?;
     let phrases_dir = args.phrases.clone().unwrap_or_else(|| default_path(DEFAULT_PHRASES));
-    let phrase_files = strings::scan_phrases(&phrases_dir, true)
-        .with_context(|| format!("reading the held-out phrases in {}", phrases_dir.display()))?;
-    let phrases = strings::load_phrases(&phrase_files, rate, max_seconds, args.threads)?;
-    let by_voice = strings::HELD_OUT_VOICES
-        .into_iter()
-        .map(|voice| {
-            let mine: Vec<Labelled> = phrase_files
-                .iter()
-                .zip(&phrases)
-                .filter(|(f, _)| f.voice.starts_with(voice))
-                .map(|(_, p)| p.clone())
-                .collect();
-            Ok((voice, score(&mine)?))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let fast_dir = args.fast_phrases.clone().unwrap_or_else(|| default_path(DEFAULT_FAST_PHRASES));
     let report = SequenceReport {
         model: path.display().to_string(),
         split: args.split.to_string(),
@@ -296,8 +336,8 @@ fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
             &model.config().voice_shifts,
         ),
         spliced: score(&spliced)?,
-        phrases: score(&phrases)?,
-        by_voice,
+        phrases: PhraseScores::of(&phrases_dir, rate, args.threads, score)?,
+        fast: PhraseScores::of(&fast_dir, rate, args.threads, score)?,
         single: score(&single)?,
     };
     if args.json {
@@ -306,8 +346,10 @@ fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
             "split": report.split,
             "decoding": report.decoding,
             "spliced": report.spliced,
-            "phrases": report.phrases,
-            "phrases_by_voice": report.by_voice.iter().map(|(v, s)| (v.to_string(), s)).collect::<std::collections::BTreeMap<_, _>>(),
+            "phrases": report.phrases.all,
+            "phrases_by_voice": report.phrases.by_voice_json(),
+            "fast_phrases": report.fast.all,
+            "fast_phrases_by_voice": report.fast.by_voice_json(),
             "single": report.single,
         });
         println!("{}", serde_json::to_string_pretty(&json)?);
@@ -327,15 +369,9 @@ fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
         "\n{s}natural phrases of the held-out voices ({}):{s:#}",
         strings::HELD_OUT_VOICES.join(", ")
     );
-    print!("{}", report.phrases);
-    for (voice, scores) in &report.by_voice {
-        println!(
-            "  {voice}: {} strings, digit error rate {:.2}%, exact strings {:.1}%",
-            scores.strings,
-            100.0 * scores.digit_error_rate(),
-            100.0 * scores.exact_rate()
-        );
-    }
+    report.phrases.print();
+    anstream::println!("\n{s}the same voices said fast, 4-5 digits a second ({}):{s:#}", fast_dir.display());
+    report.fast.print();
     anstream::println!("\n{s}single digits (the {} test recordings, each read whole):{s:#}", report.split);
     print!("{}", report.single);
     Ok(ExitCode::SUCCESS)

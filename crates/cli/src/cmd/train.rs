@@ -56,7 +56,7 @@ fn lower(v: impl std::fmt::Debug) -> String {
 /// words (FSDD and the synthetic voices but the held-out ones) and on the training voices'
 /// phrases (`--phrases`), AdamW with a cosine schedule. Of the flags below it takes --data,
 /// --synthetic/--no-synthetic, --holdout, --out [default: models/strings.safetensors],
-/// --split (not loso), --seed, --steps, --batch-size, --lr, --weight-decay, --device,
+/// --split (not loso), --seed, --steps, --tempo, --batch-size, --lr, --weight-decay, --device,
 /// --threads and --torch-threads.
 #[derive(clap::Parser, Debug)]
 #[command(version, about, long_about)]
@@ -94,6 +94,10 @@ pub struct TrainArgs {
         "Optimiser steps of the string model, each a batch of fresh strings [default: {}]",
         StringTrainConfig::default().steps))]
     pub steps: Option<usize>,
+    #[arg(long, value_name = "MIN,MAX|none", value_parser = parse_tempo, help = format!(
+        "With --head ctc: half the training strings said faster or slower at the same pitch, by a factor drawn from MIN,MAX; none: off [default: {},{}]",
+        StringTrainConfig::default().augment.tempo.0, StringTrainConfig::default().augment.tempo.1))]
+    pub tempo: Option<(f32, f32)>,
     /// Starting point for every setting below: original or robust.
     #[arg(long, default_value = "robust")]
     pub recipe: Recipe,
@@ -233,6 +237,15 @@ where
 pub fn parse_range(s: &str) -> Result<(f32, f32), String> {
     let (a, b): (f32, f32) = parse_pair(s, "MIN,MAX")?;
     if a.is_finite() && b.is_finite() && a <= b { Ok((a, b)) } else { Err("need finite MIN <= MAX".into()) }
+}
+
+/// `--tempo`: `MIN,MAX` (each factor in 0.5-2), or `none` (1,1: off).
+fn parse_tempo(s: &str) -> Result<(f32, f32), String> {
+    if s == "none" {
+        return Ok((1.0, 1.0));
+    }
+    let (a, b) = parse_range(s)?;
+    if a >= 0.5 && b <= 2.0 { Ok((a, b)) } else { Err("tempo factors must lie in 0.5-2".into()) }
 }
 
 fn parse_treble_cut(s: &str) -> Result<(f64, f32), String> {
@@ -397,6 +410,7 @@ impl StringPlan {
         set(&mut cfg.learning_rate, args.lr);
         set(&mut cfg.weight_decay, args.weight_decay);
         set(&mut cfg.arch, args.arch);
+        set(&mut cfg.augment.tempo, args.tempo);
         if cfg.steps == 0 || cfg.batch_size == 0 {
             bail!("--steps and --batch-size must be positive");
         }
