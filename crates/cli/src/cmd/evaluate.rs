@@ -25,7 +25,7 @@ use std::process::ExitCode;
 /// condition applied to every test clip, seeded per file), clean first.
 ///
 /// `--sequences` scores a string model (`train --head ctc`; default models/strings.safetensors)
-/// three ways: strings spliced from the split's test words (a held-out speaker's own words with
+/// four ways: strings spliced from the split's test words (a held-out speaker's own words with
 /// `--split speaker:<name>`), seeded, of --lengths digits with --gap-ms between words; the
 /// natural phrases of the voices held out of training (--phrases), and the same voices said
 /// fast, 4-5 digits a second, as people say digit strings (--fast-phrases); and the split's
