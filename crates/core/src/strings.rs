@@ -28,8 +28,9 @@ use std::path::{Path, PathBuf};
 
 /// Voices of the synthesisers held out of the string model's training (name prefixes, as the
 /// synthetic words' speakers and the phrases' voices are named): flite's US female `slt` and
-/// espeak-ng's Caribbean accent (`en-029`, all fourteen variants).
-pub const HELD_OUT_VOICES: [&str; 2] = ["slt", "espen029"];
+/// espeak-ng's Caribbean accent (`en-029`, all fourteen variants), and Festival's Czech
+/// voices (female `dita`, male `ph`, saying the digits through Czech spelling).
+pub const HELD_OUT_VOICES: [&str; 4] = ["slt", "espen029", "festcsdita", "festcsph"];
 
 /// The longest string the data holds (and the string model is trained on).
 pub const MAX_DIGITS: usize = 12;

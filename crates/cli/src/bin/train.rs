@@ -26,6 +26,7 @@ fn train_main(args: TrainArgs) -> anyhow::Result<ExitCode> {
     for (given, flag) in [
         (args.steps.is_some(), "--steps"),
         (args.tempo.is_some(), "--tempo"),
+        (args.phrase_share.is_some(), "--phrase-share"),
         (args.phrases.is_some(), "--phrases"),
     ] {
         if given {

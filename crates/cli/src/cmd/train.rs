@@ -56,8 +56,8 @@ fn lower(v: impl std::fmt::Debug) -> String {
 /// words (FSDD and the synthetic voices but the held-out ones) and on the training voices'
 /// phrases (`--phrases`), AdamW with a cosine schedule. Of the flags below it takes --data,
 /// --synthetic/--no-synthetic, --holdout, --out [default: models/strings.safetensors],
-/// --split (not loso), --seed, --steps, --tempo, --batch-size, --lr, --weight-decay, --device,
-/// --threads and --torch-threads.
+/// --split (not loso), --seed, --steps, --tempo, --phrase-share, --batch-size, --lr,
+/// --weight-decay, --device, --threads and --torch-threads.
 #[derive(clap::Parser, Debug)]
 #[command(version, about, long_about)]
 pub struct TrainArgs {
@@ -98,6 +98,10 @@ pub struct TrainArgs {
         "With --head ctc: half the training strings said faster or slower at the same pitch, by a factor drawn from MIN,MAX; none: off [default: {},{}]",
         StringTrainConfig::default().augment.tempo.0, StringTrainConfig::default().augment.tempo.1))]
     pub tempo: Option<(f32, f32)>,
+    #[arg(long, value_name = "SHARE", value_parser = parse_share, help = format!(
+        "With --head ctc: the share of each batch taken from the natural phrases (the rest spliced from single words) [default: {}]",
+        StringTrainConfig::default().phrase_share))]
+    pub phrase_share: Option<f64>,
     /// Starting point for every setting below: original or robust.
     #[arg(long, default_value = "robust")]
     pub recipe: Recipe,
@@ -237,6 +241,12 @@ where
 pub fn parse_range(s: &str) -> Result<(f32, f32), String> {
     let (a, b): (f32, f32) = parse_pair(s, "MIN,MAX")?;
     if a.is_finite() && b.is_finite() && a <= b { Ok((a, b)) } else { Err("need finite MIN <= MAX".into()) }
+}
+
+/// `--phrase-share`: a share in 0-1.
+fn parse_share(s: &str) -> Result<f64, String> {
+    let share: f64 = s.trim().parse().map_err(|_| format!("not a number: {s}"))?;
+    if (0.0..=1.0).contains(&share) { Ok(share) } else { Err("the share must lie in 0-1".into()) }
 }
 
 /// `--tempo`: `MIN,MAX` (each factor in 0.5-2), or `none` (1,1: off).
@@ -411,6 +421,7 @@ impl StringPlan {
         set(&mut cfg.weight_decay, args.weight_decay);
         set(&mut cfg.arch, args.arch);
         set(&mut cfg.augment.tempo, args.tempo);
+        set(&mut cfg.phrase_share, args.phrase_share);
         if cfg.steps == 0 || cfg.batch_size == 0 {
             bail!("--steps and --batch-size must be positive");
         }
