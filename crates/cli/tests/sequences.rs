@@ -29,21 +29,26 @@ fn the_shipped_string_model_reads_spliced_strings_phrases_and_single_digits() {
     assert_eq!(report["decoding"], "greedy");
     assert_eq!(report["spliced"]["strings"], 60);
     assert_eq!(report["single"]["strings"], 300);
-    // The shipped model's figures (models/strings.sequences.official.json): DER 0.52% on 300
-    // spliced strings, 7.2% on the phrases, 14.9% on the same voices said fast (24.1% for the
-    // model before the tempo augmentation), 100% single digits; a margin for the smaller set.
+    // The shipped model's figures (models/strings.sequences.official.json): DER 0.83% on 300
+    // spliced strings, 5.4% on the 440 phrases, 12.9% on the same voices said fast (24.1% for
+    // the model before the tempo augmentation), 99.7% single digits; a margin for the smaller
+    // set.
     let (spliced_der, _) = rate(&report["spliced"]);
     let (phrase_der, _) = rate(&report["phrases"]);
     let (fast_der, _) = rate(&report["fast_phrases"]);
     let (_, single_exact) = rate(&report["single"]);
     assert!(spliced_der < 0.04, "spliced DER {spliced_der}");
-    assert!(phrase_der < 0.12, "phrase DER {phrase_der}");
+    assert!(phrase_der < 0.08, "phrase DER {phrase_der}");
     assert_eq!(report["fast_phrases"]["strings"], 340);
-    assert!(fast_der < 0.2, "fast phrase DER {fast_der}");
-    // Each held-out voice apart: the female voice slt (15.1%) is the harder one.
+    assert!(fast_der < 0.15, "fast phrase DER {fast_der}");
+    // Each held-out voice apart: flite's female voice slt (9.8%) is the hardest, Festival's
+    // Czech voices (dita 2.8%, ph 8.6%; 5.3% and 11.4% before they trained on Festival's other
+    // voices) a synthesiser it heard in other voices only.
     let voices = &report["phrases_by_voice"];
-    let (slt, espeak) = (rate(&voices["slt"]).0, rate(&voices["espen029"]).0);
-    assert!(slt < 0.2 && espeak < 0.06 && espeak < slt, "slt {slt}, espen029 {espeak}");
+    let der = |voice: &str| rate(&voices[voice]).0;
+    let (slt, espeak, dita, ph) = (der("slt"), der("espen029"), der("festcsdita"), der("festcsph"));
+    assert!(slt < 0.15 && espeak < 0.06 && espeak < slt, "slt {slt}, espen029 {espeak}");
+    assert!(dita < 0.06 && ph < 0.14, "festcsdita {dita}, festcsph {ph}");
     assert!(single_exact >= 0.97, "single digits {single_exact}");
 }
 
@@ -64,9 +69,9 @@ fn evaluate_listen_scores_strings_as_listen_reads_them() {
     let (spliced_der, _) = rate(&report["spliced"]);
     let (phrase_der, _) = rate(&report["phrases"]);
     let (_, single_exact) = rate(&report["single"]);
-    // Measured (models/strings.sequences.listen.json): 0.8% / 7.5% / 97.7%.
+    // Measured (models/strings.sequences.listen.json): 0.8% / 6.1% / 97.3%.
     assert!(spliced_der < 0.04, "spliced DER {spliced_der}");
-    assert!(phrase_der < 0.12, "phrase DER {phrase_der}");
+    assert!(phrase_der < 0.09, "phrase DER {phrase_der}");
     assert!(single_exact >= 0.95, "single digits {single_exact}");
     let err = failing(&["--sequences", "--listen", "--digits", "4", "--count", "5"]);
     assert!(err.contains("--digits"), "{err}");
