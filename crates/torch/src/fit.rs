@@ -29,12 +29,17 @@ fn to_input(features: &[f32], cfg: &FeatureConfig, device: Device) -> Result<Ten
         .tch()
 }
 
+/// Examples per forward pass when evaluating: the training batch's size, so that the
+/// activations of an evaluation take no more memory than a training step's (512 at a time added
+/// 50 MB to the peak).
+const EVAL_BATCH: usize = 64;
+
 /// Loss and accuracy of `model` on a set (eval mode), and its predictions.
 fn evaluate(model: &Classifier, set: &Featurised) -> Result<(f64, f64, Vec<u8>)> {
     if set.is_empty() {
         return Ok((0.0, 0.0, vec![]));
     }
-    let probs = model.probabilities(&set.features, 512)?;
+    let probs = model.probabilities(&set.features, EVAL_BATCH)?;
     let mut loss = 0.0;
     let mut predicted = Vec::with_capacity(set.len());
     for (p, &y) in probs.iter().zip(&set.labels) {
