@@ -205,7 +205,7 @@ pub fn print_summary(e: &Enrollment, folder: &TakeFolder, format: OutputFormat) 
             writeln!(out, "the current model heard {right}/{} right{misheard}", e.takes.len())?;
             writeln!(
                 out,
-                "next, train a model on FSDD plus these takes (about five minutes), then listen with it:"
+                "next, train a model on FSDD plus these takes (about two minutes), then listen with it:"
             )?;
             writeln!(out, "  {train}\n  {listen}")?;
         }

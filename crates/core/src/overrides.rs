@@ -178,7 +178,7 @@ impl Recipe {
     pub const ALL: [Recipe; 2] = [Recipe::Original, Recipe::Robust];
 }
 
-/// What each recipe sets, in words: `"64"` when they agree, else `"original 10, robust 30"`.
+/// What each recipe sets, in words: `"64"` when they agree, else `"original 10, robust 15"`.
 /// `value` says one recipe's setting.
 pub fn recipe_values(value: impl Fn(Recipe) -> String) -> String {
     let values: Vec<(Recipe, String)> = Recipe::ALL.iter().map(|&r| (r, value(r))).collect();
@@ -275,7 +275,7 @@ mod tests {
     #[test]
     fn recipe_values_name_each_recipe_only_where_they_differ() {
         assert_eq!(recipe_setting(|c| c.batch_size.to_string()), "64");
-        assert_eq!(recipe_setting(|c| c.epochs.to_string()), "original 10, robust 30");
+        assert_eq!(recipe_setting(|c| c.epochs.to_string()), "original 10, robust 15");
         assert_eq!(recipe_setting(|c| number(c.learning_rate)), "1e-3");
         assert_eq!(recipe_setting(|c| pair(c.augment.gain_db)), "-10,5");
         assert_eq!("loso".parse::<TrainSplit>().unwrap(), TrainSplit::Loso);
