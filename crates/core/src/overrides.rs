@@ -276,7 +276,7 @@ mod tests {
     fn recipe_values_name_each_recipe_only_where_they_differ() {
         assert_eq!(recipe_setting(|c| c.batch_size.to_string()), "64");
         assert_eq!(recipe_setting(|c| c.epochs.to_string()), "original 10, robust 15");
-        assert_eq!(recipe_setting(|c| number(c.learning_rate)), "1e-3");
+        assert_eq!(recipe_setting(|c| number(c.learning_rate)), "original 1e-3, robust 3e-3");
         assert_eq!(recipe_setting(|c| pair(c.augment.gain_db)), "-10,5");
         assert_eq!("loso".parse::<TrainSplit>().unwrap(), TrainSplit::Loso);
         assert_eq!("speaker:theo".parse::<TrainSplit>().unwrap().to_string(), "speaker:theo");
