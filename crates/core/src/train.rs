@@ -392,7 +392,8 @@ impl Progress for Quiet {}
 /// synthetic voices) is rounded to 16 bits, about 96 dB below full scale.
 pub struct Clip {
     samples: Vec<i16>,
-    /// The value of one step: 1/32768 (a 16-bit sample exactly), or more for a clip that peaks above full scale.
+    /// The value of one step: 1/32768 (a 16-bit sample exactly), or more for a clip that peaks
+    /// above full scale.
     step: f32,
 }
 

@@ -29,9 +29,9 @@ fn to_input(features: &[f32], cfg: &FeatureConfig, device: Device) -> Result<Ten
         .tch()
 }
 
-/// Examples per forward pass when evaluating: the training batch's size, so that the
-/// activations of an evaluation take no more memory than a training step's (512 at a time added
-/// 50 MB to the peak).
+/// Examples per forward pass when evaluating: the recipes' training batch size, so that the
+/// activations of an evaluation take no more memory than a default training step's (512 at a
+/// time added 50 MB to the peak).
 const EVAL_BATCH: usize = 64;
 
 /// Loss and accuracy of `model` on a set (eval mode), and its predictions.
