@@ -53,6 +53,9 @@ pub struct AugmentConfig {
     /// (three other training clips), reverb, clip, phone or quiet, at a random strength. 0: off.
     #[serde(default)]
     pub conditions: f64,
+    /// Conditions drawn more (or less) often than the others, which weigh 1 (empty: all alike).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub condition_weights: Vec<(crate::conditions::Condition, f64)>,
     /// SpecAugment on the feature map: up to this many time masks of up to `time_mask_width`
     /// frames, and frequency masks of up to `freq_mask_width` coefficients. 0: off.
     #[serde(default)]
@@ -90,6 +93,7 @@ impl Default for AugmentConfig {
             lead_in: 0.0,
             end_cut: 0.0,
             conditions: 0.0,
+            condition_weights: Vec::new(),
             time_masks: 0,
             time_mask_width: 0,
             freq_masks: 0,

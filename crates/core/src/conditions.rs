@@ -21,7 +21,7 @@ use rand::{Rng, RngExt, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 use rustfft::FftPlanner;
 use rustfft::num_complex::Complex32;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Frames within this many dB of the loudest 16 ms frame count as speech for [`speech_rms`].
 pub const ACTIVE_DB: f32 = 30.0;
@@ -107,7 +107,7 @@ impl Strengths {
 }
 
 /// One recording condition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Condition {
     /// The clip as it is.
@@ -525,11 +525,38 @@ pub fn mu_law(x: f32) -> f32 {
 /// Training's recording-condition augmentation: one condition other than clean, drawn
 /// uniformly (babble only when `voices` has some), at [`Strengths::draw`]'s strengths.
 pub fn augment<R: Rng + ?Sized>(clip: &[f32], rate: u32, voices: &[&[f32]], rng: &mut R) -> Vec<f32> {
+    augment_weighted(clip, rate, voices, &[], rng)
+}
+
+/// [`augment`] with the conditions in `weights` drawn that many times as often as the others
+/// (weight 1); with no weights, the same draws as [`augment`].
+pub fn augment_weighted<R: Rng + ?Sized>(
+    clip: &[f32],
+    rate: u32,
+    voices: &[&[f32]],
+    weights: &[(Condition, f64)],
+    rng: &mut R,
+) -> Vec<f32> {
     let choices: Vec<Condition> = Condition::ALL
         .into_iter()
         .filter(|&c| c != Condition::Clean && (c != Condition::Babble || !voices.is_empty()))
         .collect();
-    let condition = choices[rng.random_range(0..choices.len())];
+    let condition = if weights.is_empty() {
+        choices[rng.random_range(0..choices.len())]
+    } else {
+        let weight = |c: Condition| weights.iter().find(|(w, _)| *w == c).map_or(1.0, |&(_, w)| w.max(0.0));
+        let total: f64 = choices.iter().map(|&c| weight(c)).sum();
+        let mut at = rng.random::<f64>() * total;
+        let mut pick = choices[choices.len() - 1];
+        for &c in &choices {
+            if at < weight(c) {
+                pick = c;
+                break;
+            }
+            at -= weight(c);
+        }
+        pick
+    };
     let strengths = Strengths::draw(rng);
     condition.apply_at(&strengths, clip, rate, voices, rng)
 }
@@ -893,6 +920,22 @@ mod tests {
         assert!(outputs.iter().all(|o| o != &clip), "every draw changes the clip");
         assert!(outputs.iter().any(|o| o.len() > 2 * clip.len()), "long windows and clicks");
         assert!(outputs.iter().any(|o| o.len() == clip.len()), "same-length conditions");
+    }
+
+    #[test]
+    fn weights_choose_how_often_each_condition_is_drawn() {
+        // Every condition but quiet at weight 0: every draw is quiet (-50 to -30 dBFS).
+        let clip = word();
+        let weights: Vec<(Condition, f64)> =
+            Condition::ALL.into_iter().map(|c| (c, if c == Condition::Quiet { 1.0 } else { 0.0 })).collect();
+        for seed in 0..20 {
+            let out = augment_weighted(&clip, RATE, &[], &weights, &mut StdRng::seed_from_u64(seed));
+            let level = db(speech_rms(&out, RATE));
+            assert!(out.len() == clip.len() && (-50.5..=-29.5).contains(&level), "seed {seed}: {level} dBFS");
+        }
+        // No weights: the same draws as the plain augmentation.
+        let plain = augment(&clip, RATE, &[], &mut StdRng::seed_from_u64(7));
+        assert_eq!(augment_weighted(&clip, RATE, &[], &[], &mut StdRng::seed_from_u64(7)), plain);
     }
 
     #[test]

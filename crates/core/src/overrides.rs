@@ -35,6 +35,7 @@ pub struct Overrides {
     /// Probability and deepest cut (dB).
     pub treble_cut: Option<(f64, f32)>,
     pub conditions: Option<f64>,
+    pub condition_weights: Option<Vec<(crate::conditions::Condition, f64)>>,
     pub find_word: Option<bool>,
     pub lead_in: Option<f64>,
     pub end_cut: Option<f32>,
@@ -75,6 +76,7 @@ impl Overrides {
         set(&mut a.time_masks, &self.time_masks);
         set(&mut a.freq_masks, &self.freq_masks);
         set(&mut a.conditions, &self.conditions);
+        set(&mut a.condition_weights, &self.condition_weights);
         set(&mut c.epochs, &self.epochs);
         set(&mut c.batch_size, &self.batch_size);
         set(&mut c.learning_rate, &self.learning_rate);

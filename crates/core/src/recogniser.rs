@@ -11,7 +11,7 @@
 //! [`crate::rescore`], helps spliced words and hurts voices the classifier never heard); otherwise
 //! the classifier reads the utterance as one digit, as without it (it reads single words better).
 
-use crate::ctc::{Reading, StringModel};
+use crate::ctc::{Reading, StringModel, decode};
 use crate::model::Model;
 use crate::prediction::Prediction;
 use crate::stream::{Segment, Segmenter, SegmenterConfig};
@@ -64,6 +64,9 @@ pub enum Heard {
 /// them were right as read (digit error rate 8.8% -> 7.8% at 0.3); below 0.3 nothing changes.
 pub const MIN_CONFIDENCE: f32 = 0.3;
 
+/// `listen`'s default for [`Recogniser::rereading`].
+pub const REREAD_DIP_DB: Option<f32> = None;
+
 /// The longest utterance the segmenter cuts when a string model reads it (seconds): a phrase
 /// such as a phone number, said without a pause.
 pub const STRING_MAX_UTTERANCE_SECONDS: f64 = 12.0;
@@ -85,6 +88,9 @@ const STRING_CONFIDENCE: f32 = 0.7;
 pub struct Recogniser<'m> {
     model: &'m Model,
     strings: Option<&'m StringModel>,
+    /// Digits of a string that stand between pauses this deep (dB) are read again by the
+    /// classifier ([`crate::rescore`]); `None`: the string model alone.
+    reread_dip_db: Option<f32>,
     mfcc: FrontEnd,
     segmenter: Segmenter,
     min_confidence: f32,
@@ -102,6 +108,7 @@ impl<'m> Recogniser<'m> {
         Ok(Recogniser {
             model,
             strings: None,
+            reread_dip_db: None,
             mfcc: FrontEnd::new(features)?,
             segmenter: Segmenter::new(stream, features.sample_rate)?,
             min_confidence,
@@ -116,6 +123,13 @@ impl<'m> Recogniser<'m> {
         crate::rescore::same_rate(strings, self.model)?;
         self.strings = Some(strings);
         Ok(self)
+    }
+
+    /// Has the classifier read again each digit of a string that stands between pauses at least
+    /// `dip_db` deep ([`REREAD_DIP_DB`] is listen's); `None`: the string model alone.
+    pub fn rereading(mut self, dip_db: Option<f32>) -> Self {
+        self.reread_dip_db = dip_db;
+        self
     }
 
     /// The rate samples must be pushed at (the model's front end rate).
@@ -221,12 +235,23 @@ impl<'m> Recogniser<'m> {
     }
 
     /// The string model's reading of an utterance, when it hears a string in it.
-    fn read_string(&self, samples: &[f32], speech_seconds: f64) -> Result<Option<Reading>> {
+    /// The string model decides whether it is a string; the classifier may then read again the
+    /// digits said between pauses ([`Recogniser::rereading`]).
+    fn read_string(&mut self, samples: &[f32], speech_seconds: f64) -> Result<Option<Reading>> {
         let Some(strings) = self.strings else { return Ok(None) };
-        let reading = strings.read(samples, None)?;
+        let posteriors = strings.posteriors(samples)?;
+        let reading = decode(&posteriors, None);
         let sure = reading.digits.iter().all(|d| d.confidence >= STRING_CONFIDENCE);
         let string = reading.digits.len() >= 2 && (sure || speech_seconds > LONGER_THAN_A_WORD_SECONDS);
-        Ok(string.then_some(reading))
+        if !string {
+            return Ok(None);
+        }
+        let Some(db) = self.reread_dip_db else { return Ok(Some(reading)) };
+        let reader = crate::rescore::StringReader {
+            dip_db: Some(db),
+            ..crate::rescore::StringReader::with_classifier(strings, self.model)?
+        };
+        reader.reread(&mut self.mfcc, samples, &posteriors, reading).map(Some)
     }
 
     /// Classifies one clip at the front end's rate (padded or truncated to the clip length).
@@ -248,6 +273,7 @@ impl<'m> Recogniser<'m> {
 pub fn score_listening(
     classifier: &Model,
     strings: &StringModel,
+    reread_dip_db: Option<f32>,
     items: &[crate::strings::Labelled],
     threads: usize,
 ) -> Result<crate::strings::SequenceScores> {
@@ -257,7 +283,10 @@ pub fn score_listening(
         threads,
         || (),
         |_, _, (samples, _)| {
-            Recogniser::new(classifier, &stream, MIN_CONFIDENCE)?.with_strings(strings)?.read_all(samples)
+            Recogniser::new(classifier, &stream, MIN_CONFIDENCE)?
+                .with_strings(strings)?
+                .rereading(reread_dip_db)
+                .read_all(samples)
         },
     )?;
     let mut scores = crate::strings::SequenceScores::default();

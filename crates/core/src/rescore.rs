@@ -25,18 +25,23 @@ pub struct StringReader<'m> {
     pub classifier: Option<&'m Model>,
     /// The exponent on the string model's probabilities ([`STRING_WEIGHT`]).
     pub weight: f32,
+    /// `None`: each digit's stretch runs halfway to its neighbours' and every digit is read
+    /// again. `Some(db)`: stretches are cut at the quietest moment between two digits, and a
+    /// digit is read again only where, at both its cuts, the level dips at least `db` under the
+    /// quieter of the two words' loudest moments (a pause, as between words said one by one).
+    pub dip_db: Option<f32>,
 }
 
 impl<'m> StringReader<'m> {
     /// The string model alone.
     pub fn alone(strings: &'m StringModel) -> Self {
-        StringReader { strings, classifier: None, weight: STRING_WEIGHT }
+        StringReader { strings, classifier: None, weight: STRING_WEIGHT, dip_db: None }
     }
 
     /// The string model, each of its digits read again by `classifier` (the same rate).
     pub fn with_classifier(strings: &'m StringModel, classifier: &'m Model) -> Result<Self> {
         same_rate(strings, classifier)?;
-        Ok(StringReader { strings, classifier: Some(classifier), weight: STRING_WEIGHT })
+        Ok(StringReader { strings, classifier: Some(classifier), weight: STRING_WEIGHT, dip_db: None })
     }
 
     /// A front end for [`StringReader::read`] (the classifier's; one per thread).
@@ -48,20 +53,45 @@ impl<'m> StringReader<'m> {
     /// Reads an utterance at the models' rate: the string model's digits and spans (greedy, or
     /// constrained to `lengths`), each digit decided by both models when there is a classifier.
     pub fn read(&self, front: &mut FrontEnd, samples: &[f32], lengths: Option<Lengths>) -> Result<Reading> {
-        let Some(classifier) = self.classifier else { return self.strings.read(samples, lengths) };
+        if self.classifier.is_none() {
+            return self.strings.read(samples, lengths);
+        }
         let posteriors = self.strings.posteriors(samples)?;
         let reading = decode(&posteriors, lengths);
+        self.reread(front, samples, &posteriors, reading)
+    }
+
+    /// The string model's `reading` of `samples` (from `posteriors`) with its digits read again
+    /// by the classifier (as [`StringReader::dip_db`] says which); as it is without one.
+    pub fn reread(
+        &self,
+        front: &mut FrontEnd,
+        samples: &[f32],
+        posteriors: &Posteriors,
+        reading: Reading,
+    ) -> Result<Reading> {
+        let Some(classifier) = self.classifier else { return Ok(reading) };
         let rate = f64::from(classifier.config().features.sample_rate);
-        let stretches = stretches(&reading.digits, posteriors.duration_s);
+        let at = |s: f64| ((s * rate).round().max(0.0) as usize).min(samples.len());
+        let (stretches, apart) = match self.dip_db {
+            None => (stretches(&reading.digits, posteriors.duration_s), vec![true; reading.digits.len()]),
+            Some(db) => dip_stretches(&reading.digits, samples, rate, db),
+        };
+        if !apart.contains(&true) {
+            return Ok(reading);
+        }
         let mut digits = Vec::with_capacity(reading.digits.len());
-        for (hit, (from, to)) in reading.digits.iter().zip(stretches) {
-            let at = |s: f64| ((s * rate).round().max(0.0) as usize).min(samples.len());
+        for ((hit, (from, to)), apart) in reading.digits.iter().zip(stretches).zip(apart) {
+            if !apart {
+                digits.push(hit.clone());
+                continue;
+            }
             let clip = samples.get(at(from)..at(to)).unwrap_or_default();
             let features = front.compute(clip);
             let heard = classifier.probabilities(&features, 1)?;
             let heard =
                 heard.first().ok_or_else(|| Error::Config("the classifier returned nothing".into()))?;
-            let own = digit_probabilities(&posteriors, hit);
+            let own = digit_probabilities(posteriors, hit);
             digits.push(combine(hit, heard, &own, self.weight));
         }
         Ok(Reading {
@@ -93,6 +123,56 @@ fn stretches(digits: &[DigitHit], duration: f64) -> Vec<(f64, f64)> {
         .chain(std::iter::once(duration))
         .collect();
     bounds.windows(2).map(|w| (w[0], w[1])).collect()
+}
+
+/// Level frames for [`dip_stretches`] (seconds).
+const LEVEL_FRAME_S: f64 = 0.01;
+
+/// Each digit's stretch cut at the quietest 10 ms frame between its span's centre and each
+/// neighbour's (the utterance's ends for the first and the last), and whether the digit stands
+/// apart: at both its cuts the level dips at least `db` under the quieter of the two words'
+/// loudest frames (the utterance's ends count as deep dips).
+fn dip_stretches(digits: &[DigitHit], samples: &[f32], rate: f64, db: f32) -> (Vec<(f64, f64)>, Vec<bool>) {
+    if digits.is_empty() {
+        return (vec![], vec![]);
+    }
+    let hop = ((LEVEL_FRAME_S * rate).round() as usize).max(1);
+    let level: Vec<f32> = samples
+        .chunks(hop)
+        .map(|c| {
+            let power = c.iter().map(|&x| x * x).sum::<f32>() / c.len() as f32;
+            10.0 * power.max(1e-10).log10()
+        })
+        .collect();
+    let frame = |s: f64| ((s / LEVEL_FRAME_S).floor().max(0.0) as usize).min(level.len());
+    let centres: Vec<usize> = digits.iter().map(|d| frame(0.5 * (d.start_s + d.end_s))).collect();
+    // The quietest frame between each pair of neighbouring centres.
+    let cuts: Vec<usize> = centres
+        .windows(2)
+        .map(|w| {
+            let (a, b) = (w[0].min(w[1]), w[0].max(w[1]));
+            (a..b.max(a + 1).min(level.len())).min_by(|&i, &j| level[i].total_cmp(&level[j])).unwrap_or(a)
+        })
+        .collect();
+    let bounds: Vec<usize> =
+        std::iter::once(0).chain(cuts.iter().copied()).chain(std::iter::once(level.len())).collect();
+    let loudest = |from: usize, to: usize| {
+        level.get(from..to.max(from)).unwrap_or_default().iter().copied().fold(f32::NEG_INFINITY, f32::max)
+    };
+    let peaks: Vec<f32> = bounds.windows(2).map(|w| loudest(w[0], w[1])).collect();
+    // Whether the cut between digit i and i + 1 is a pause.
+    let pause: Vec<bool> = cuts
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| peaks[i].min(peaks[i + 1]) - level.get(c).copied().unwrap_or(f32::NEG_INFINITY) >= db)
+        .collect();
+    let duration = samples.len() as f64 / rate;
+    let seconds = |f: usize| (f as f64 * LEVEL_FRAME_S).min(duration);
+    let stretches = bounds.windows(2).map(|w| (seconds(w[0]), seconds(w[1]))).collect();
+    let apart = (0..digits.len())
+        .map(|i| (i == 0 || pause[i - 1]) && pause.get(i).copied().unwrap_or(true))
+        .collect();
+    (stretches, apart)
 }
 
 /// The string model's probabilities of the ten digits (blank left out, renormalised) at the
@@ -150,6 +230,36 @@ mod tests {
         assert!(close(s[1].0, 0.525) && close(s[1].1, 1.175), "{s:?}");
         assert!(close(s[2].0, 1.175) && close(s[2].1, 2.0), "{s:?}");
         assert!(stretches(&[], 1.0).is_empty());
+    }
+
+    /// `words` bursts of a 440 Hz tone (seconds from, to) in `duration` s at 8 kHz, `floor` the
+    /// level between them (amplitude).
+    fn bursts(words: &[(f64, f64)], duration: f64, floor: f32) -> Vec<f32> {
+        (0..(duration * 8000.0) as usize)
+            .map(|i| {
+                let t = i as f64 / 8000.0;
+                let tone = (2.0 * std::f64::consts::PI * 440.0 * t).sin() as f32;
+                if words.iter().any(|&(a, b)| (a..b).contains(&t)) { 0.5 * tone } else { floor * tone }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dips_cut_stretches_in_the_pauses_and_say_which_digits_stand_apart() {
+        let words = [(0.1, 0.4), (0.45, 0.8), (0.8, 1.2)];
+        // A pause between the first two words, none between the last two.
+        let samples = bursts(&words, 1.3, 0.0);
+        let digits = [hit(1, 0.2, 0.3), hit(2, 0.6, 0.65), hit(3, 1.0, 1.05)];
+        let (s, apart) = dip_stretches(&digits, &samples, 8000.0, 20.0);
+        assert_eq!(s.len(), 3);
+        assert!(s[0].0 == 0.0 && (0.4..=0.45).contains(&s[0].1), "{s:?}");
+        assert!((s[1].0 - s[0].1).abs() < 1e-9 && (s[2].1 - 1.3).abs() < 1e-9, "{s:?}");
+        assert_eq!(apart, [true, false, false]);
+        // The pause filled 10 dB under the words: not a pause at 20 dB, one at 5 dB.
+        let filled = bursts(&words, 1.3, 0.5 * 10f32.powf(-0.5));
+        assert_eq!(dip_stretches(&digits, &filled, 8000.0, 20.0).1, [false, false, false]);
+        assert_eq!(dip_stretches(&digits, &filled, 8000.0, 5.0).1, [true, false, false]);
+        assert_eq!(dip_stretches(&[], &samples, 8000.0, 20.0), (vec![], vec![]));
     }
 
     #[test]

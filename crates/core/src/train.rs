@@ -535,19 +535,23 @@ pub fn produce(
                     // the line come after the voice); babble's voices are three other training
                     // clips (sometimes the same speaker's: FSDD has only six).
                     let conditioned;
-                    let wave: &[f32] = if cfg.augment.conditions > 0.0
-                        && rng.random_bool(cfg.augment.conditions)
-                    {
-                        for voice in &mut voices {
-                            clips[rng.random_range(0..n)].pad_into(voice);
-                        }
-                        let voices: Vec<&[f32]> = voices.iter().map(Vec::as_slice).collect();
-                        conditioned =
-                            crate::conditions::augment(&wave, cfg.features.sample_rate, &voices, &mut rng);
-                        &conditioned
-                    } else {
-                        &wave
-                    };
+                    let wave: &[f32] =
+                        if cfg.augment.conditions > 0.0 && rng.random_bool(cfg.augment.conditions) {
+                            for voice in &mut voices {
+                                clips[rng.random_range(0..n)].pad_into(voice);
+                            }
+                            let voices: Vec<&[f32]> = voices.iter().map(Vec::as_slice).collect();
+                            conditioned = crate::conditions::augment_weighted(
+                                &wave,
+                                cfg.features.sample_rate,
+                                &voices,
+                                &cfg.augment.condition_weights,
+                                &mut rng,
+                            );
+                            &conditioned
+                        } else {
+                            &wave
+                        };
                     if vtlp.0 < vtlp.1 && rng.random_bool(cfg.augment.p) {
                         let step = (rng.random_range(vtlp.0..=vtlp.1) * 100.0).round() as i32;
                         warped

@@ -103,11 +103,32 @@ pub struct EvaluateArgs {
     /// classifier's (0: the classifier alone decides each digit).
     #[arg(long, default_value_t = STRING_WEIGHT, value_name = "W")]
     pub string_weight: f32,
+    /// With --classifier: cut each digit's stretch at the quietest moment between it and its
+    /// neighbours, and read a digit again only where the level dips at least DB under the
+    /// words at both its cuts (a pause); without it, stretches meet halfway and every digit
+    /// is read again. With --listen: the digits listen reads again so (default: listen's own
+    /// setting; `none`: the string model alone).
+    #[arg(long, value_name = "DB|none", value_parser = parse_dip, requires = "sequences")]
+    pub dip_db: Option<Dip>,
     /// Print the scores as JSON.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
     pub verbosity: Verbosity,
+}
+
+/// `--dip-db`: a depth in dB, or none.
+#[derive(Debug, Clone, Copy)]
+pub struct Dip(pub Option<f32>);
+
+fn parse_dip(s: &str) -> Result<Dip, String> {
+    if s == "none" {
+        return Ok(Dip(None));
+    }
+    match s.parse::<f32>() {
+        Ok(db) if db.is_finite() => Ok(Dip(Some(db))),
+        _ => Err("need a depth in dB, or none".into()),
+    }
 }
 
 /// `--voice-shifts`: factors, or none.
@@ -259,10 +280,11 @@ fn decoding(args: &EvaluateArgs, classifier: Option<&str>, voice_shifts: &[f32])
         match classifier {
             None => constraint,
             Some(name) => {
-                format!(
-                    "{constraint}, each digit read again by {name} (string weight {})",
-                    args.string_weight
-                )
+                let which = match args.dip_db.and_then(|d| d.0) {
+                    None => "each digit".to_string(),
+                    Some(db) => format!("each digit between pauses of {db} dB"),
+                };
+                format!("{constraint}, {which} read again by {name} (string weight {})", args.string_weight)
             }
         }
     };
@@ -289,9 +311,11 @@ fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
     };
     let reader = match &classifier {
         None => StringReader::alone(&model),
-        Some((c, _)) => {
-            StringReader { weight: args.string_weight, ..StringReader::with_classifier(&model, c)? }
-        }
+        Some((c, _)) => StringReader {
+            weight: args.string_weight,
+            dip_db: args.dip_db.and_then(|d| d.0),
+            ..StringReader::with_classifier(&model, c)?
+        },
     };
     let constraint = match args.digits.as_deref() {
         None => None,
@@ -306,7 +330,10 @@ fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
     let listening = if args.listen { Some(load_model(None)?.0) } else { None };
     let score = |items: &[Labelled]| -> anyhow::Result<SequenceScores> {
         Ok(match &listening {
-            Some(classifier) => recogniser::score_listening(classifier, &model, items, args.threads)?,
+            Some(classifier) => {
+                let dip = args.dip_db.map_or(recogniser::REREAD_DIP_DB, |d| d.0);
+                recogniser::score_listening(classifier, &model, dip, items, args.threads)?
+            }
             None => strings::score_strings(&reader, items, lengths, args.threads)?,
         })
     };

@@ -121,7 +121,7 @@ pub fn listen(args: ListenArgs) -> anyhow::Result<ExitCode> {
     stream.gap_seconds = args.gap;
     let mut recogniser = Recogniser::new(&model, &stream, args.min_confidence)?;
     if let Some(strings) = &strings {
-        recogniser = recogniser.with_strings(strings)?;
+        recogniser = recogniser.with_strings(strings)?.rereading(spoken_digits::recogniser::REREAD_DIP_DB);
     }
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -9,6 +9,7 @@ use crate::{
 };
 use anyhow::{Context, bail};
 use spoken_digits::augment::{FREQ_MASK_WIDTH, TIME_MASK_WIDTH};
+use spoken_digits::conditions::Condition;
 use spoken_digits::dataset::{self, Recording, Sets};
 use spoken_digits::model::{self, Arch, Head};
 use spoken_digits::overrides::{Overrides, TrainSplit, number, pair, recipe_setting, recipe_values};
@@ -169,6 +170,10 @@ pub struct TrainArgs {
         "Recording-condition augmentation: with this probability an augmented example also gets one of the condition suite's kinds (long, click, hum, dc, pink, babble, reverb, clip, phone, quiet) at a random strength; 0 is off",
         |c| number(c.augment.conditions)))]
     pub conditions: Option<f64>,
+    #[arg(long, value_name = "NAME=W,...", value_parser = parse_condition_weights, help = recipe_help(
+        "How often each recording condition is drawn, against weight 1 for those not named (e.g. babble=2,clip=2: those two twice as often)",
+        |c| condition_weights(&c.augment.condition_weights)))]
+    pub condition_weights: Option<ConditionWeights>,
     #[arg(long, help = recipe_help(
         "Find the word in the recording (a noise-adaptive detector that ignores clicks, DC and hum, and keeps the region with the most speech) instead of trimming from the first loud sample",
         |c| c.features.find_word.to_string()))]
@@ -267,6 +272,32 @@ fn parse_treble_cut(s: &str) -> Result<(f64, f32), String> {
     }
 }
 
+/// `--condition-weights`: (condition, weight) pairs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConditionWeights(pub Vec<(Condition, f64)>);
+
+fn parse_condition_weights(s: &str) -> Result<ConditionWeights, String> {
+    s.split(',')
+        .map(|item| {
+            let (name, weight) = item.split_once('=').ok_or("need NAME=W pairs, e.g. babble=2,clip=2")?;
+            let condition: Condition =
+                name.trim().parse().map_err(|e: spoken_digits::Error| e.to_string())?;
+            match weight.trim().parse::<f64>() {
+                Ok(w) if w >= 0.0 && w.is_finite() => Ok((condition, w)),
+                _ => Err(format!("{name}'s weight must be a number of 0 or more")),
+            }
+        })
+        .collect::<Result<_, String>>()
+        .map(ConditionWeights)
+}
+
+fn condition_weights(weights: &[(Condition, f64)]) -> String {
+    if weights.is_empty() {
+        return "all 1".into();
+    }
+    weights.iter().map(|(c, w)| format!("{}={}", c.name(), number(*w))).collect::<Vec<_>>().join(",")
+}
+
 impl TrainArgs {
     /// The options given, for [`Overrides::apply`].
     pub fn overrides(&self) -> Overrides {
@@ -290,6 +321,7 @@ impl TrainArgs {
             eq_db: self.eq_db,
             treble_cut: self.treble_cut,
             conditions: self.conditions,
+            condition_weights: self.condition_weights.clone().map(|w| w.0),
             find_word: self.find_word,
             lead_in: self.lead_in,
             end_cut: self.end_cut,
