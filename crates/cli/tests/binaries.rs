@@ -440,6 +440,27 @@ fn an_unknown_choice_of_weights_is_a_usage_error() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--label-smoothing must be in [0, 1)") && !err.contains("panicked"), "{err}");
+    // Condition weights name conditions with weights of 0 or more, and dropout lies in [0, 1).
+    for (flag, bad, says) in [
+        ("--condition-weights", "loud=2", "unknown condition"),
+        ("--condition-weights", "babble=-1", "babble's weight"),
+        ("--condition-weights", "babble", "NAME=W"),
+        ("--dropout", "1", "dropout must lie in [0, 1)"),
+    ] {
+        let out = run(TRAIN, &[flag, bad], &root());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {bad}: {err}");
+        assert!(err.contains(says) && !err.contains("panicked"), "{err}");
+    }
+    // Good values parse (the data is then missing: a clear error, not a panic).
+    for args in [&["--condition-weights", "babble=2,clip=1.5"][..], &["--head", "ctc", "--dropout", "0.2"]] {
+        let mut args = args.to_vec();
+        args.extend(["--data", "/nonexistent"]);
+        let out = run(TRAIN, &args, &root());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
 }
 
 #[test]

@@ -435,6 +435,10 @@ pub struct StringTrainConfig {
     /// Share of each batch taken from the training voices' natural phrases (with the splices'
     /// silence, gain, speed, equalisation and noise); the rest is spliced.
     pub phrase_share: f64,
+    /// Dropout on the projection's and each block's output while training (absent in older
+    /// metrics: none).
+    #[serde(default)]
+    pub dropout: f64,
     pub splice: SpliceConfig,
     /// Recording conditions and SpecAugment on each training string (absent in the metrics of
     /// models trained before it: off).
@@ -460,6 +464,7 @@ impl Default for StringTrainConfig {
             batch_size: 32,
             learning_rate: 2e-3,
             weight_decay: 1e-3,
+            dropout: 0.0,
             phrase_share: 0.25,
             splice: SpliceConfig::training(),
             augment: StringAugment::training(),

@@ -30,6 +30,8 @@ pub struct StringNet {
     blocks: Vec<(nn::Conv1D, nn::Conv1D, nn::BatchNorm)>,
     out: nn::Conv1D,
     config: ModelConfig,
+    /// Dropout while training (none when reading).
+    dropout: f64,
 }
 
 /// PyTorch's default initialisation (uniform in +-1/sqrt(fan_in)), as the CNN uses.
@@ -93,7 +95,7 @@ impl StringNet {
             .collect();
         let out_cfg = nn::ConvConfig { ws_init: init(w), bs_init: init(w), ..Default::default() };
         let out = nn::conv1d(&root / "out", w, CTC_CLASSES as i64, 1, out_cfg);
-        Ok(StringNet { vs, front, proj, blocks, out, config })
+        Ok(StringNet { vs, front, proj, blocks, out, config, dropout: 0.0 })
     }
 
     /// Loads `path` and its config, checking every tensor's name and shape.
@@ -123,9 +125,9 @@ impl StringNet {
         let size = x.size();
         let (b, c, h, w) = (size[0], size[1], size[2], size[3]);
         x = x.reshape([b, c * h, w]);
-        x = self.proj.0.forward(&x).apply_t(&self.proj.1, train).relu();
+        x = self.proj.0.forward(&x).apply_t(&self.proj.1, train).relu().dropout(self.dropout, train);
         for (dw, pw, norm) in &self.blocks {
-            let y = pw.forward(&dw.forward(&x)).apply_t(norm, train).relu();
+            let y = pw.forward(&dw.forward(&x)).apply_t(norm, train).relu().dropout(self.dropout, train);
             // Not `x += y`: in place, it would overwrite the ReLU output autograd keeps.
             #[allow(clippy::assign_op_pattern)]
             {
@@ -236,6 +238,7 @@ pub fn train(
     tch::manual_seed(cfg.seed as i64);
     let config = ModelConfig { arch: cfg.arch, features: cfg.features.clone(), ..ctc::default_config() };
     let mut net = StringNet::new(config, device)?;
+    net.dropout = cfg.dropout;
     let mut opt =
         nn::AdamW { wd: cfg.weight_decay, ..Default::default() }.build(&net.vs, cfg.learning_rate).tch()?;
     let per_round = cfg.steps.div_ceil(ROUNDS);

@@ -57,7 +57,7 @@ fn lower(v: impl std::fmt::Debug) -> String {
 /// words (FSDD and the synthetic voices but the held-out ones) and on the training voices'
 /// phrases (`--phrases`), AdamW with a cosine schedule. Of the flags below it takes --data,
 /// --synthetic/--no-synthetic, --holdout, --out [default: models/strings.safetensors],
-/// --split (not loso), --seed, --steps, --tempo, --phrase-share, --batch-size, --lr,
+/// --split (not loso), --seed, --steps, --tempo, --phrase-share, --dropout, --batch-size, --lr,
 /// --weight-decay, --device, --threads and --torch-threads.
 #[derive(clap::Parser, Debug)]
 #[command(version, about, long_about)]
@@ -103,6 +103,10 @@ pub struct TrainArgs {
         "With --head ctc: the share of each batch taken from the natural phrases (the rest spliced from single words) [default: {}]",
         StringTrainConfig::default().phrase_share))]
     pub phrase_share: Option<f64>,
+    #[arg(long, value_name = "P", value_parser = parse_dropout, help = format!(
+        "With --head ctc: dropout on the projection's and each block's output while training [default: {}]",
+        StringTrainConfig::default().dropout))]
+    pub dropout: Option<f64>,
     /// Starting point for every setting below: original or robust.
     #[arg(long, default_value = "robust")]
     pub recipe: Recipe,
@@ -252,6 +256,11 @@ pub fn parse_range(s: &str) -> Result<(f32, f32), String> {
 fn parse_share(s: &str) -> Result<f64, String> {
     let share: f64 = s.trim().parse().map_err(|_| format!("not a number: {s}"))?;
     if (0.0..=1.0).contains(&share) { Ok(share) } else { Err("the share must lie in 0-1".into()) }
+}
+
+fn parse_dropout(s: &str) -> Result<f64, String> {
+    let p: f64 = s.trim().parse().map_err(|_| format!("not a number: {s}"))?;
+    if (0.0..1.0).contains(&p) { Ok(p) } else { Err("dropout must lie in [0, 1)".into()) }
 }
 
 /// `--tempo`: `MIN,MAX` (each factor in 0.5-2), or `none` (1,1: off).
@@ -454,6 +463,7 @@ impl StringPlan {
         set(&mut cfg.arch, args.arch);
         set(&mut cfg.augment.tempo, args.tempo);
         set(&mut cfg.phrase_share, args.phrase_share);
+        set(&mut cfg.dropout, args.dropout);
         if cfg.steps == 0 || cfg.batch_size == 0 {
             bail!("--steps and --batch-size must be positive");
         }
