@@ -92,16 +92,17 @@ fn a_classifier_is_not_a_string_model() {
 
 #[test]
 fn the_classifier_reads_each_digit_of_a_spliced_string_again() {
-    let run = |classifier: &str| {
+    let run = |classifier: &str, extra: &[&str]| {
         let out = Command::new(EVALUATE)
             .args(["--sequences", "--count", "60", "--threads", "1", "--json", "--classifier", classifier])
+            .args(extra)
             .current_dir(common::root())
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
-    let (alone, both) = (run("none"), run("models/digits.safetensors"));
+    let (alone, both) = (run("none", &[]), run("models/digits.safetensors", &[]));
     assert_eq!(alone["decoding"], "greedy");
     let decoding = both["decoding"].as_str().unwrap();
     assert!(decoding.contains("read again by") && decoding.contains("string weight 1"), "{decoding}");
@@ -110,6 +111,19 @@ fn the_classifier_reads_each_digit_of_a_spliced_string_again() {
     let (a, b) = (rate(&alone["spliced"]).0, rate(&both["spliced"]).0);
     assert!(b < 0.03 && b <= a + 0.005, "alone {a}, with the classifier {b}");
     assert_eq!(alone["single"]["strings"], both["single"]["strings"]);
+    // Only the digits between pauses of 20 dB, cut at the dips: the spliced words have such
+    // pauses (0.83% alone, 0.36% so on 300 strings); a depth no pause reaches reads no digit
+    // of a string again (a lone digit stands between the utterance's ends, which count as
+    // pauses), as the string model alone.
+    let dips = run("models/digits.safetensors", &["--dip-db", "20"]);
+    let decoding = dips["decoding"].as_str().unwrap();
+    assert!(decoding.contains("between pauses of 20 dB"), "{decoding}");
+    let d = rate(&dips["spliced"]).0;
+    assert!(d < 0.03 && d <= a + 0.005, "alone {a}, between pauses {d}");
+    let never = run("models/digits.safetensors", &["--dip-db", "500"]);
+    assert_eq!(never["spliced"], alone["spliced"]);
+    let err = failing(&["--sequences", "--classifier", "models/digits.safetensors", "--dip-db", "deep"]);
+    assert!(err.contains("--dip-db"), "{err}");
 }
 
 #[test]
