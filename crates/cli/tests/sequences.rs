@@ -124,6 +124,9 @@ fn the_classifier_reads_each_digit_of_a_spliced_string_again() {
     assert_eq!(never["spliced"], alone["spliced"]);
     let err = failing(&["--sequences", "--classifier", "models/digits.safetensors", "--dip-db", "deep"]);
     assert!(err.contains("--dip-db"), "{err}");
+    // Without a classifier to read again, the depth would go unused: refused.
+    let err = failing(&["--sequences", "--dip-db", "20", "--count", "5"]);
+    assert!(err.contains("--dip-db needs --classifier") && err.lines().count() == 1, "{err}");
 }
 
 #[test]

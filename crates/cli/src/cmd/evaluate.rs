@@ -6,7 +6,7 @@ use crate::{
     DEFAULT_FAST_PHRASES, DEFAULT_HOLDOUT, DEFAULT_PHRASES, DEFAULT_RECORDINGS, DEFAULT_STRING_MODEL,
     Verbosity, default_path, default_threads, load_model, paint,
 };
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Parser;
 use spoken_digits::conditions::{self, Condition};
 use spoken_digits::ctc::{Lengths, StringModel};
@@ -274,7 +274,11 @@ impl PhraseScores {
 /// each digit again, and the voice shifts read beside the plain reading.
 fn decoding(args: &EvaluateArgs, classifier: Option<&str>, voice_shifts: &[f32]) -> String {
     let reading = if args.listen {
-        "as listen --input reads them: its VAD, the string model or the classifier".to_string()
+        let listening = "as listen --input reads them: its VAD, the string model or the classifier";
+        match args.dip_db.map_or(recogniser::REREAD_DIP_DB, |d| d.0) {
+            None => listening.to_string(),
+            Some(db) => format!("{listening}, a string's digits between pauses of {db} dB read again by it"),
+        }
     } else {
         let constraint = args.digits.as_ref().map_or("greedy".to_string(), |d| format!("digits {d}"));
         match classifier {
@@ -309,6 +313,9 @@ fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
         Some(p) => Some(load_model(Some(p))?),
         None => None,
     };
+    if args.dip_db.is_some() && classifier.is_none() && !args.listen {
+        bail!("--dip-db needs --classifier FILE or --listen: only then is a digit read again");
+    }
     let reader = match &classifier {
         None => StringReader::alone(&model),
         Some((c, _)) => StringReader {
