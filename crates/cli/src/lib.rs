@@ -28,6 +28,9 @@ pub const DEFAULT_RECORDINGS: &str = "free-spoken-digit-dataset/recordings";
 pub const DEFAULT_SYNTHETIC: &str = "free-spoken-digit-dataset/synthetic";
 /// The string model (`train --head ctc` writes it; `evaluate --sequences` reads it).
 pub const DEFAULT_STRING_MODEL: &str = "models/strings.safetensors";
+/// The shipped string models, read together: `train --head ctc` with seeds 42, 1 and 2.
+pub const DEFAULT_STRING_MODELS: [&str; 3] =
+    [DEFAULT_STRING_MODEL, "models/strings-2.safetensors", "models/strings-3.safetensors"];
 /// The spoken digit strings `scripts/setup` generates (`scripts/synthesize-phrases`).
 pub const DEFAULT_PHRASES: &str = "free-spoken-digit-dataset/phrases";
 /// The held-out voices' phrases said fast (`scripts/synthesize-phrases --fast`).
@@ -46,11 +49,22 @@ pub static BUILT_IN_CONFIG: &str =
     include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/digits.json"));
 /// How the built-in model is named in messages.
 pub const BUILT_IN_NAME: &str = "the built-in model (models/digits.safetensors at build time)";
-/// The shipped string model, compiled in like the classifier.
-pub static BUILT_IN_STRING_WEIGHTS: &[u8] =
-    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/strings.safetensors"));
-pub static BUILT_IN_STRING_CONFIG: &str =
-    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/strings.json"));
+/// The shipped string models, compiled in like the classifier: (weights, config), in the order
+/// of [`DEFAULT_STRING_MODELS`].
+pub static BUILT_IN_STRING_MODELS: [(&[u8], &str); 3] = [
+    (
+        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/strings.safetensors")),
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/strings.json")),
+    ),
+    (
+        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/strings-2.safetensors")),
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/strings-2.json")),
+    ),
+    (
+        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/strings-3.safetensors")),
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/strings-3.json")),
+    ),
+];
 
 /// The repository the defaults are relative to: `$SPOKEN_DIGITS_ROOT`, else the one these
 /// binaries were built from.
@@ -98,46 +112,63 @@ pub fn load_model(explicit: Option<&Path>) -> anyhow::Result<(Model, String)> {
     Ok((model, path.display().to_string()))
 }
 
-/// Loads `--strings`, or by default the shipped string model (`models/strings.safetensors`
-/// when found, else the copy compiled in); `None` with `--no-strings`.
-pub fn load_string_model(explicit: Option<&Path>, off: bool) -> anyhow::Result<Option<StringModel>> {
+/// Loads `--strings` (the first model, the rest beside it as an ensemble), or by default the
+/// shipped string models ([`DEFAULT_STRING_MODELS`]: each from the repository when found,
+/// else the copy compiled in); `None` with `--no-strings`.
+pub fn load_string_model(explicit: &[PathBuf], off: bool) -> anyhow::Result<Option<StringModel>> {
     if off {
         return Ok(None);
     }
-    let path = match explicit {
-        Some(p) => p.to_path_buf(),
-        None => {
-            let p = default_path(DEFAULT_STRING_MODEL);
-            if !p.is_file() {
-                let origin = Path::new("<built-in string model>");
-                let config = ModelConfig::parse(BUILT_IN_STRING_CONFIG, origin)?;
-                let model = StringModel::from_bytes(BUILT_IN_STRING_WEIGHTS, config, origin)
-                    .context("loading the built-in string model")?;
-                return Ok(Some(model));
+    let mut models = vec![];
+    if explicit.is_empty() {
+        for (name, (weights, config)) in DEFAULT_STRING_MODELS.iter().zip(&BUILT_IN_STRING_MODELS) {
+            let p = default_path(name);
+            if p.is_file() {
+                models.push(
+                    StringModel::load(&p)
+                        .with_context(|| format!("loading the string model {}", p.display()))?,
+                );
+                tracing::info!("string model: {}", p.display());
+            } else {
+                let origin = Path::new(name);
+                let config = ModelConfig::parse(config, origin)?;
+                let model = StringModel::from_bytes(weights, config, origin)
+                    .with_context(|| format!("loading the built-in copy of {name}"))?;
+                models.push(model);
+                tracing::info!("string model: the built-in copy of {name}");
             }
-            p
         }
-    };
-    let model = StringModel::load(&path).context("loading the string model")?;
-    tracing::info!("string model: {}", path.display());
-    Ok(Some(model))
+    } else {
+        for p in explicit {
+            models.push(
+                StringModel::load(p).with_context(|| format!("loading the string model {}", p.display()))?,
+            );
+            tracing::info!("string model: {}", p.display());
+        }
+    }
+    let mut models = models.into_iter();
+    let Some(first) = models.next() else { return Ok(None) };
+    Ok(Some(first.with_others(models.collect())?))
 }
 
-/// `--strings FILE` and `--no-strings`, the same on every binary that reads digit strings.
+/// `--strings FILE,...` and `--no-strings`, the same on every binary that reads digit strings.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct StringsArgs {
-    /// The string model, which reads digits said without pauses ("four one five nine")
-    /// [default: models/strings.safetensors, else the copy built into this binary].
-    #[arg(long, value_name = "FILE")]
-    pub strings: Option<PathBuf>,
-    /// Read one digit per utterance only, without the string model.
+    /// The string models, which read digits said without pauses ("four one five nine"): one
+    /// file, or a comma list read together (each reads the utterance; the reading all of them
+    /// find likeliest wins) [default: the three shipped ones, models/strings.safetensors,
+    /// models/strings-2.safetensors and models/strings-3.safetensors, else the copies built
+    /// into this binary].
+    #[arg(long, value_name = "FILE,...", value_delimiter = ',')]
+    pub strings: Vec<PathBuf>,
+    /// Read one digit per utterance only, without the string models.
     #[arg(long, conflicts_with = "strings")]
     pub no_strings: bool,
 }
 
 impl StringsArgs {
     pub fn load(&self) -> anyhow::Result<Option<StringModel>> {
-        load_string_model(self.strings.as_deref(), self.no_strings)
+        load_string_model(&self.strings, self.no_strings)
     }
 }
 

@@ -895,3 +895,54 @@ fn predict_file_warns_when_a_file_holds_two_words() {
     assert!(err.contains("7_two.wav: 2 separate speech regions"), "{err}");
     assert!(!err.contains("7_one.wav"), "{err}");
 }
+
+#[test]
+fn the_string_models_read_together_by_default_and_one_alone_on_request() {
+    // "3 7 1" said by theo, his recordings joined end to end: the shipped string models read it whole; the
+    // default is the three of them together, the same as naming them; the installed binary
+    // without the repository reads with its built-in copies of all three.
+    let dir = temp_dir("string-models");
+    let read = |name: &str| spoken_digits::audio::load(&recordings().join(name), 8000, 60.0).unwrap();
+    let mut string = vec![];
+    for name in ["3_theo_1.wav", "7_theo_2.wav", "1_theo_3.wav"] {
+        string.extend(read(name));
+    }
+    spoken_digits::audio::write_wav(&dir.join("371.wav"), &string, 8000).unwrap();
+    let digits = |o: &Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_str(stdout(o).trim()).unwrap();
+        v["digits"].clone()
+    };
+    let models = ["strings.safetensors", "strings-2.safetensors", "strings-3.safetensors"]
+        .map(|m| root().join("models").join(m).display().to_string());
+    let default = run(PREDICT, &["--format", "json", "371.wav"], &dir);
+    assert_eq!(digits(&default), "371");
+    let named = run(PREDICT, &["--format", "json", "--strings", &models.join(","), "371.wav"], &dir);
+    assert_eq!(digits(&named), digits(&default));
+    let one = run(PREDICT, &["--format", "json", "--strings", &models[0], "371.wav"], &dir);
+    assert!(digits(&one).is_string(), "{}", stdout(&one));
+    let bin = dir.join("predict-file");
+    std::fs::copy(PREDICT, &bin).unwrap();
+    let installed = Command::new(&bin)
+        .args(["--format", "json", "-v", "371.wav"])
+        .current_dir(&dir)
+        .env("SPOKEN_DIGITS_ROOT", &dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&installed.stderr).into_owned();
+    assert!(err.contains("built-in copy of models/strings-3.safetensors"), "{err}");
+    assert_eq!(digits(&installed), digits(&default));
+    // A classifier named as a string model: one clear line.
+    let bad = run(
+        PREDICT,
+        &[
+            "--strings",
+            &format!("{},{}", models[0], root().join("models/digits.safetensors").display()),
+            "371.wav",
+        ],
+        &dir,
+    );
+    let err = String::from_utf8_lossy(&bad.stderr).into_owned();
+    assert!(!bad.status.success() && err.contains("not a string model") && err.lines().count() == 1, "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -166,7 +166,8 @@ pub fn utterance_features(features: &FeatureConfig, samples: &[f32]) -> Result<(
     Ok((map, whole.n_frames()))
 }
 
-/// A string model ready to read utterances, in plain Rust.
+/// A string model ready to read utterances, in plain Rust; with other models beside it
+/// ([`StringModel::with_others`]) an ensemble, which reads as [`ensemble`] says.
 #[derive(Debug, Clone)]
 pub struct StringModel {
     config: ModelConfig,
@@ -174,6 +175,7 @@ pub struct StringModel {
     proj: Pointwise,
     blocks: Vec<Block>,
     out: Pointwise,
+    others: Vec<StringModel>,
 }
 
 /// A 3x3 convolution (padding 1) with a stride, batch norm folded in: `[out, in * 9]`.
@@ -268,7 +270,7 @@ impl StringModel {
             weight: take(&mut t, "out.weight"),
             bias: take(&mut t, "out.bias"),
         };
-        Ok(StringModel { config, front, proj, blocks, out })
+        Ok(StringModel { config, front, proj, blocks, out, others: vec![] })
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -351,18 +353,57 @@ impl StringModel {
         })
     }
 
-    /// The same model reading each utterance also with these voice shifts (see
-    /// [`ModelConfig::voice_shifts`]; empty: the plain reading alone).
+    /// The same model (and each of its [`StringModel::others`]) reading each utterance also
+    /// with these voice shifts (see [`ModelConfig::voice_shifts`]; empty: the plain reading
+    /// alone).
     pub fn with_voice_shifts(mut self, shifts: Vec<f32>) -> Result<Self> {
+        self.others =
+            self.others.into_iter().map(|m| m.with_voice_shifts(shifts.clone())).collect::<Result<_>>()?;
         self.config.voice_shifts = shifts;
         validate(&self.config)?;
         Ok(self)
     }
 
+    /// This model with `others` reading beside it (an ensemble; each at the same rate): every
+    /// model reads each utterance, and of their readings the one all of them find likeliest
+    /// wins ([`ensemble`]). Replaces the others it had.
+    pub fn with_others(mut self, others: Vec<StringModel>) -> Result<Self> {
+        let rate = self.config.features.sample_rate;
+        if let Some(other) = others.iter().find(|m| m.config.features.sample_rate != rate) {
+            return Err(Error::Config(format!(
+                "the string models of an ensemble must read one rate: {rate} Hz and {} Hz",
+                other.config.features.sample_rate
+            )));
+        }
+        self.others = others;
+        Ok(self)
+    }
+
+    /// The models reading beside this one (empty: it reads alone).
+    pub fn others(&self) -> &[StringModel] {
+        &self.others
+    }
+
     /// Reads the digit string of an utterance at the config's rate: greedy, or the most likely
-    /// string whose length lies in `lengths`.
+    /// string whose length lies in `lengths`; with others beside it, the ensemble's reading.
     pub fn read(&self, samples: &[f32], lengths: Option<Lengths>) -> Result<Reading> {
-        Ok(decode(&self.posteriors(samples)?, lengths))
+        Ok(self.reading(samples, lengths)?.1)
+    }
+
+    /// [`StringModel::read`], with the probabilities of the model whose reading it is.
+    pub fn reading(&self, samples: &[f32], lengths: Option<Lengths>) -> Result<(Posteriors, Reading)> {
+        let posteriors = self.posteriors(samples)?;
+        if self.others.is_empty() {
+            let reading = decode(&posteriors, lengths);
+            return Ok((posteriors, reading));
+        }
+        let mut all = vec![posteriors];
+        for other in &self.others {
+            all.push(other.posteriors(samples)?);
+        }
+        let (which, reading) =
+            ensemble(&all, lengths).ok_or_else(|| Error::Config("an ensemble read nothing".into()))?;
+        Ok((all.swap_remove(which), reading))
     }
 }
 
@@ -671,6 +712,69 @@ pub fn constrained(p: &Posteriors, lengths: Lengths) -> Reading {
     reading_of(&path, p)
 }
 
+/// Several models' readings of one utterance combined: each model's own reading (greedy, or
+/// constrained to `lengths`) is a candidate, and the candidate with the highest summed
+/// [`log_likelihood`] over all the models wins (the first model's on a tie). Returns the
+/// index of the model whose reading it is, and that reading (its spans and confidences);
+/// `None` for no models.
+pub fn ensemble(posteriors: &[Posteriors], lengths: Option<Lengths>) -> Option<(usize, Reading)> {
+    let readings: Vec<Reading> = posteriors.iter().map(|p| decode(p, lengths)).collect();
+    let mut best: Option<(f64, usize)> = None;
+    for (i, reading) in readings.iter().enumerate() {
+        if readings.iter().take(i).any(|r| r.sequence == reading.sequence) {
+            continue;
+        }
+        let digits = reading.values();
+        let score: f64 = posteriors.iter().map(|p| log_likelihood(p, &digits)).sum();
+        if best.is_none_or(|(b, _)| score > b) {
+            best = Some((score, i));
+        }
+    }
+    let (_, i) = best?;
+    readings.into_iter().nth(i).map(|r| (i, r))
+}
+
+/// The natural log of the probability of the digit string `digits` under `p`, summed over
+/// every CTC alignment of it (the forward algorithm); minus infinity where no alignment fits
+/// the frames. Models trained apart put a digit's spike on different frames, so an ensemble
+/// compares whole strings this way rather than frames.
+#[allow(clippy::indexing_slicing, reason = "every index is below the sizes allocated here")]
+pub fn log_likelihood(p: &Posteriors, digits: &[u8]) -> f64 {
+    // The extended labels: blank, d1, blank, d2, ..., dn, blank.
+    let labels: Vec<usize> =
+        std::iter::once(BLANK).chain(digits.iter().flat_map(|&d| [usize::from(d) + 1, BLANK])).collect();
+    let n = labels.len();
+    let log = |v: f32| f64::from(v.max(1e-30)).ln();
+    let add = |a: f64, b: f64| {
+        let (hi, lo) = if a > b { (a, b) } else { (b, a) };
+        if lo == f64::NEG_INFINITY { hi } else { hi + (lo - hi).exp().ln_1p() }
+    };
+    let Some(first) = p.probs.first() else {
+        return if digits.is_empty() { 0.0 } else { f64::NEG_INFINITY };
+    };
+    let mut alpha = vec![f64::NEG_INFINITY; n];
+    alpha[0] = log(first[BLANK]);
+    if n > 1 {
+        alpha[1] = log(first[labels[1]]);
+    }
+    let mut next = vec![f64::NEG_INFINITY; n];
+    for probs in &p.probs[1..] {
+        for s in 0..n {
+            let mut a = alpha[s];
+            if s >= 1 {
+                a = add(a, alpha[s - 1]);
+            }
+            // Skipping a blank is allowed between two different digits.
+            if s >= 2 && labels[s] != BLANK && labels[s] != labels[s - 2] {
+                a = add(a, alpha[s - 2]);
+            }
+            next[s] = if a == f64::NEG_INFINITY { a } else { a + log(probs[labels[s]]) };
+        }
+        std::mem::swap(&mut alpha, &mut next);
+    }
+    if n > 1 { add(alpha[n - 1], alpha[n - 2]) } else { alpha[0] }
+}
+
 /// Edits (insertions, deletions, substitutions) that turn `hypothesis` into `reference`.
 pub fn edit_distance(reference: &[u8], hypothesis: &[u8]) -> usize {
     let mut row: Vec<usize> = (0..=hypothesis.len()).collect();
@@ -733,6 +837,74 @@ mod tests {
         assert!((r.digits[0].start_s - 0.0).abs() < 1e-9 && (r.digits[0].end_s - 0.064).abs() < 1e-9);
         assert!((r.digits[3].start_s - 8.0 * 0.032).abs() < 1e-9);
         assert!((r.confidence - 0.9 * 0.8 * 0.95 * 0.5).abs() < 1e-6);
+    }
+
+    /// The digits a frame-by-frame path of classes spells (repeats merged, blanks dropped).
+    fn collapse(path: &[usize]) -> Vec<u8> {
+        let mut out = vec![];
+        let mut previous = BLANK;
+        for &c in path {
+            if c != BLANK && c != previous {
+                out.push((c - 1) as u8);
+            }
+            previous = c;
+        }
+        out
+    }
+
+    #[test]
+    fn log_likelihood_sums_every_alignment() {
+        // Four frames over blank and digits 0-1 only (the rest near zero), every one of the
+        // 3^4 paths enumerated: the forward algorithm must give each string's total.
+        let rows: Vec<[f32; CTC_CLASSES]> =
+            [[0.5, 0.3, 0.2], [0.2, 0.6, 0.2], [0.6, 0.1, 0.3], [0.3, 0.3, 0.4]]
+                .iter()
+                .map(|r| {
+                    let mut row = [1e-9; CTC_CLASSES];
+                    row[..3].copy_from_slice(r);
+                    row
+                })
+                .collect();
+        let p = posteriors(&rows);
+        let mut totals: std::collections::HashMap<Vec<u8>, f64> = Default::default();
+        for code in 0..81 {
+            let path: Vec<usize> = (0..4).map(|t| (code / 3usize.pow(t)) % 3).collect();
+            let prob: f64 = path.iter().zip(&rows).map(|(&c, r)| f64::from(r[c])).product();
+            *totals.entry(collapse(&path)).or_default() += prob;
+        }
+        for (digits, total) in &totals {
+            let got = log_likelihood(&p, digits).exp();
+            assert!((got - total).abs() < 1e-6 * total.max(1e-3), "{digits:?}: {got} against {total}");
+        }
+        assert!((totals.values().sum::<f64>() - 1.0).abs() < 1e-5);
+        // "0 0" needs a blank between: three frames are enough, five digits are not.
+        assert_eq!(log_likelihood(&p, &[0, 1, 0, 1, 0]), f64::NEG_INFINITY);
+        assert!(log_likelihood(&posteriors(&[]), &[]) == 0.0);
+    }
+
+    #[test]
+    fn an_ensemble_takes_the_string_all_the_models_find_likeliest() {
+        // Model A reads "1" at a slight edge over "7"; B reads "7" and is sure of it: together
+        // "7" wins though A reads first. A alone keeps its own.
+        let a = posteriors(&[
+            frame(0, 0.9),
+            {
+                let mut r = frame(2, 0.45);
+                r[8] = 0.4;
+                r
+            },
+            frame(0, 0.9),
+        ]);
+        let b = posteriors(&[frame(0, 0.9), frame(0, 0.9), frame(8, 0.9)]);
+        assert_eq!(greedy(&a).sequence, "1");
+        let (which, reading) = ensemble(&[a.clone(), b.clone()], None).unwrap();
+        assert_eq!((which, reading.sequence.as_str()), (1, "7"));
+        // B's spans come with its reading.
+        assert!((reading.digits[0].start_s - 2.0 * 0.032).abs() < 1e-9);
+        assert_eq!(ensemble(std::slice::from_ref(&a), None).unwrap(), (0, greedy(&a)));
+        assert_eq!(ensemble(&[], None), None);
+        // The same string from both: the first model's reading.
+        assert_eq!(ensemble(&[b.clone(), b.clone()], None).unwrap().0, 0);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! [`crate::rescore`], helps spliced words and hurts voices the classifier never heard); otherwise
 //! the classifier reads the utterance as one digit, as without it (it reads single words better).
 
-use crate::ctc::{Reading, StringModel, decode};
+use crate::ctc::{Reading, StringModel};
 use crate::model::Model;
 use crate::prediction::Prediction;
 use crate::stream::{Segment, Segmenter, SegmenterConfig};
@@ -239,8 +239,7 @@ impl<'m> Recogniser<'m> {
     /// digits said between pauses ([`Recogniser::rereading`]).
     fn read_string(&mut self, samples: &[f32], speech_seconds: f64) -> Result<Option<Reading>> {
         let Some(strings) = self.strings else { return Ok(None) };
-        let posteriors = strings.posteriors(samples)?;
-        let reading = decode(&posteriors, None);
+        let (posteriors, reading) = strings.reading(samples, None)?;
         let sure = reading.digits.iter().all(|d| d.confidence >= STRING_CONFIDENCE);
         let string = reading.digits.len() >= 2 && (sure || speech_seconds > LONGER_THAN_A_WORD_SECONDS);
         if !string {

@@ -9,7 +9,7 @@
 //! digit's to halfway to the next one's (the utterance's ends for the first and the last);
 //! the classifier's front end finds the word in it as it does in a file.
 
-use crate::ctc::{DigitHit, Lengths, Posteriors, Reading, StringModel, decode};
+use crate::ctc::{DigitHit, Lengths, Posteriors, Reading, StringModel};
 use crate::model::Model;
 use crate::{Error, FrontEnd, NUM_CLASSES, Result};
 
@@ -56,8 +56,7 @@ impl<'m> StringReader<'m> {
         if self.classifier.is_none() {
             return self.strings.read(samples, lengths);
         }
-        let posteriors = self.strings.posteriors(samples)?;
-        let reading = decode(&posteriors, lengths);
+        let (posteriors, reading) = self.strings.reading(samples, lengths)?;
         self.reread(front, samples, &posteriors, reading)
     }
 

@@ -60,9 +60,9 @@ enum What {
     /// (features, network, greedy decoding), alone and with each digit read again by the
     /// classifier, as multiples of real time.
     Strings {
-        /// String model [default: models/strings.safetensors].
-        #[arg(long)]
-        model: Option<PathBuf>,
+        /// String models, a comma list read together [default: the three shipped ones].
+        #[arg(long, value_name = "FILE,...", value_delimiter = ',')]
+        model: Vec<PathBuf>,
         /// Classifier that reads each digit again [default: models/digits.safetensors].
         #[arg(long)]
         classifier: Option<PathBuf>,
@@ -98,7 +98,7 @@ fn main() -> ExitCode {
                 println!("{}", serde_json::json!({"train_compute_s": seconds, "epochs": cfg.epochs}));
             }
             What::Strings { model, classifier, phrases, repeat } => {
-                cmd::strings(model, classifier, phrases, repeat)?
+                cmd::strings(&model, classifier, phrases, repeat)?
             }
         }
         Ok(ExitCode::SUCCESS)

@@ -1,7 +1,7 @@
 //! `bench`'s measurements that need no libtorch: the front end's and the string model's speed
 //! (`bench frontend`, `bench strings`).
 
-use crate::{DEFAULT_PHRASES, DEFAULT_RECORDINGS, DEFAULT_STRING_MODEL, default_path};
+use crate::{DEFAULT_PHRASES, DEFAULT_RECORDINGS, default_path};
 use anyhow::Context;
 use spoken_digits::predict::{featurise, featurise_files};
 use spoken_digits::rescore::StringReader;
@@ -18,13 +18,13 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// and `predict-file` read) and with each digit read again by the classifier (`evaluate
 /// --sequences --classifier`).
 pub fn strings(
-    model: Option<PathBuf>,
+    models: &[PathBuf],
     classifier: Option<PathBuf>,
     phrases: Option<PathBuf>,
     repeat: usize,
 ) -> anyhow::Result<()> {
-    let model =
-        spoken_digits::ctc::StringModel::load(&model.unwrap_or_else(|| default_path(DEFAULT_STRING_MODEL)))?;
+    let model = crate::load_string_model(models, false)?.context("no string model to read with")?;
+    let first = model.clone().with_others(vec![])?;
     let (classifier, _) = crate::load_model(classifier.as_deref())?;
     let rate = model.config().features.sample_rate;
     let dir = phrases.unwrap_or_else(|| default_path(DEFAULT_PHRASES));
@@ -44,14 +44,17 @@ pub fn strings(
         Ok(median(times))
     };
     let alone = time(&StringReader::alone(&model))?;
+    let one = if model.others().is_empty() { alone } else { time(&StringReader::alone(&first))? };
     let both = time(&StringReader::with_classifier(&model, &classifier)?)?;
     println!(
         "{}",
         serde_json::json!({
             "phrases": audio.len(),
             "audio_s": seconds,
+            "models": 1 + model.others().len(),
             "read_s_1_thread": alone,
             "times_real_time": seconds / alone,
+            "first_model_alone_times_real_time": seconds / one,
             "read_with_classifier_s_1_thread": both,
             "with_classifier_times_real_time": seconds / both,
         })

@@ -4,7 +4,7 @@
 
 use crate::{
     DEFAULT_FAST_PHRASES, DEFAULT_HOLDOUT, DEFAULT_PHRASES, DEFAULT_RECORDINGS, DEFAULT_STRING_MODEL,
-    Verbosity, default_path, default_threads, load_model, paint,
+    DEFAULT_STRING_MODELS, Verbosity, default_path, default_threads, load_model, paint,
 };
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -24,7 +24,8 @@ use std::process::ExitCode;
 /// prints it as JSON instead. With `--condition`, a table of accuracy per condition (each
 /// condition applied to every test clip, seeded per file), clean first.
 ///
-/// `--sequences` scores a string model (`train --head ctc`; default models/strings.safetensors)
+/// `--sequences` scores string models (`train --head ctc`; default the three shipped ones read
+/// together, as listen reads; -m one of them, --ensemble others beside it)
 /// four ways: strings spliced from the split's test words (a held-out speaker's own words with
 /// `--split speaker:<name>`), seeded, of --lengths digits with --gap-ms between words; the
 /// natural phrases of the voices held out of training (--phrases), and the same voices said
@@ -94,6 +95,17 @@ pub struct EvaluateArgs {
     /// own `voice_shifts`.
     #[arg(long, value_name = "LIST|none", requires = "sequences")]
     pub voice_shifts: Option<VoiceShifts>,
+    /// With --sequences: other string models reading beside the model (a comma list): each
+    /// reads every utterance, and of their readings the one all the models together find
+    /// likeliest wins.
+    #[arg(
+        long,
+        value_name = "FILE,...",
+        value_delimiter = ',',
+        requires = "sequences",
+        conflicts_with = "listen"
+    )]
+    pub ensemble: Vec<PathBuf>,
     /// With --sequences: score what `listen --input` prints for each recording instead of the
     /// string model's reading of it whole: cut by listen's VAD, each utterance read by the
     /// string model or by the default classifier (models/digits.safetensors) as listen picks.
@@ -292,6 +304,13 @@ fn decoding(args: &EvaluateArgs, classifier: Option<&str>, voice_shifts: &[f32])
             }
         }
     };
+    let reading = match args.ensemble.as_slice() {
+        [] => reading,
+        others => format!(
+            "{reading}; with {} beside it, the reading all find likeliest",
+            others.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        ),
+    };
     match voice_shifts {
         [] => reading,
         shifts => format!(
@@ -302,8 +321,20 @@ fn decoding(args: &EvaluateArgs, classifier: Option<&str>, voice_shifts: &[f32])
 }
 
 fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
-    let path = args.model.clone().unwrap_or_else(|| default_path(DEFAULT_STRING_MODEL));
-    let mut model = StringModel::load(&path).context("loading the string model")?;
+    // -m and --ensemble name the models; neither: the shipped ones, read together as listen does.
+    let (mut model, name) = match &args.model {
+        Some(path) => {
+            (StringModel::load(path).context("loading the string model")?, path.display().to_string())
+        }
+        None if args.ensemble.is_empty() => {
+            let model = crate::load_string_model(&[], false)?.context("no string model")?;
+            (model, DEFAULT_STRING_MODELS.join(", "))
+        }
+        None => {
+            let path = default_path(DEFAULT_STRING_MODEL);
+            (StringModel::load(&path).context("loading the string model")?, path.display().to_string())
+        }
+    };
     if let Some(VoiceShifts(shifts)) = &args.voice_shifts {
         model = model.with_voice_shifts(shifts.clone())?;
     }
@@ -315,6 +346,16 @@ fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
     };
     if args.dip_db.is_some() && classifier.is_none() && !args.listen {
         bail!("--dip-db needs --classifier FILE or --listen: only then is a digit read again");
+    }
+    if !args.ensemble.is_empty() {
+        let mut others = Vec::with_capacity(args.ensemble.len());
+        for other in &args.ensemble {
+            others.push(StringModel::load(other).with_context(|| format!("loading {}", other.display()))?);
+        }
+        model = model.with_others(others)?;
+        if let Some(VoiceShifts(shifts)) = &args.voice_shifts {
+            model = model.with_voice_shifts(shifts.clone())?;
+        }
     }
     let reader = match &classifier {
         None => StringReader::alone(&model),
@@ -362,7 +403,7 @@ fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
     let phrases_dir = args.phrases.clone().unwrap_or_else(|| default_path(DEFAULT_PHRASES));
     let fast_dir = args.fast_phrases.clone().unwrap_or_else(|| default_path(DEFAULT_FAST_PHRASES));
     let report = SequenceReport {
-        model: path.display().to_string(),
+        model: name,
         split: args.split.to_string(),
         decoding: decoding(
             args,
