@@ -712,26 +712,39 @@ pub fn constrained(p: &Posteriors, lengths: Lengths) -> Reading {
     reading_of(&path, p)
 }
 
-/// Several models' readings of one utterance combined: each model's own reading (greedy, or
-/// constrained to `lengths`) is a candidate, and the candidate with the highest summed
-/// [`log_likelihood`] over all the models wins (the first model's on a tie). Returns the
-/// index of the model whose reading it is, and that reading (its spans and confidences);
-/// `None` for no models.
+/// Several models' readings of one utterance combined. The candidates: each model's own
+/// reading (greedy, or constrained to `lengths`) and, unconstrained, its best readings with one
+/// digit fewer and one more (the most likely alignments of those lengths: a digit dropped or
+/// split in two is the commonest disagreement). The candidate with the highest summed
+/// [`log_likelihood`] over all the models wins (the first found on a tie). Returns the index
+/// of the model whose reading it is, and that reading (its spans and confidences); `None` for
+/// no models.
 pub fn ensemble(posteriors: &[Posteriors], lengths: Option<Lengths>) -> Option<(usize, Reading)> {
-    let readings: Vec<Reading> = posteriors.iter().map(|p| decode(p, lengths)).collect();
+    let mut candidates: Vec<(usize, Reading)> =
+        posteriors.iter().enumerate().map(|(i, p)| (i, decode(p, lengths))).collect();
+    if lengths.is_none() {
+        for (i, p) in posteriors.iter().enumerate() {
+            let n = candidates.get(i).map_or(0, |(_, r)| r.digits.len());
+            for m in [n.saturating_sub(1), n + 1] {
+                if m >= 1 && m != n {
+                    candidates.push((i, constrained(p, Lengths { min: m, max: m })));
+                }
+            }
+        }
+    }
     let mut best: Option<(f64, usize)> = None;
-    for (i, reading) in readings.iter().enumerate() {
-        if readings.iter().take(i).any(|r| r.sequence == reading.sequence) {
+    for (k, (_, reading)) in candidates.iter().enumerate() {
+        if candidates.iter().take(k).any(|(_, r)| r.sequence == reading.sequence) {
             continue;
         }
         let digits = reading.values();
         let score: f64 = posteriors.iter().map(|p| log_likelihood(p, &digits)).sum();
         if best.is_none_or(|(b, _)| score > b) {
-            best = Some((score, i));
+            best = Some((score, k));
         }
     }
-    let (_, i) = best?;
-    readings.into_iter().nth(i).map(|r| (i, r))
+    let (_, k) = best?;
+    candidates.into_iter().nth(k)
 }
 
 /// The natural log of the probability of the digit string `digits` under `p`, summed over
@@ -901,10 +914,24 @@ mod tests {
         assert_eq!((which, reading.sequence.as_str()), (1, "7"));
         // B's spans come with its reading.
         assert!((reading.digits[0].start_s - 2.0 * 0.032).abs() < 1e-9);
-        assert_eq!(ensemble(std::slice::from_ref(&a), None).unwrap(), (0, greedy(&a)));
+        assert_eq!(ensemble(std::slice::from_ref(&b), None).unwrap(), (0, greedy(&b)));
         assert_eq!(ensemble(&[], None), None);
         // The same string from both: the first model's reading.
         assert_eq!(ensemble(&[b.clone(), b.clone()], None).unwrap().0, 0);
+        // A weak 7 over two frames (0.4 each, blank 0.45): greedy drops it, but "17" has three
+        // alignments there against one for "1" (0.52 against 0.20): the candidate with one digit
+        // more wins; with the length given, no extra candidates.
+        let weak = || {
+            let mut r = frame(0, 0.45);
+            r[8] = 0.4;
+            r
+        };
+        let c = posteriors(&[frame(0, 0.9), frame(2, 0.9), frame(0, 0.9), weak(), weak(), frame(0, 0.9)]);
+        assert_eq!(greedy(&c).sequence, "1");
+        assert!(log_likelihood(&c, &[1, 7]) > log_likelihood(&c, &[1]));
+        assert_eq!(ensemble(std::slice::from_ref(&c), None).unwrap().1.sequence, "17");
+        let one = Some(Lengths { min: 1, max: 1 });
+        assert_eq!(ensemble(std::slice::from_ref(&c), one).unwrap().1.sequence, "1");
     }
 
     #[test]
