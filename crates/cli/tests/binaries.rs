@@ -946,3 +946,26 @@ fn the_string_models_read_together_by_default_and_one_alone_on_request() {
     assert!(!bad.status.success() && err.contains("not a string model") && err.lines().count() == 1, "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_string_model_trains_on_every_core_by_default_and_records_it() {
+    // Two steps of four strings: the files, the report's steps and the libtorch threads it
+    // trained with (every core by default for --head ctc, whose string worker needs a tenth of
+    // one; --torch-threads overrides).
+    let dir = temp_dir("strings-threads");
+    let cores = std::thread::available_parallelism().unwrap().get() as u64;
+    for (extra, threads) in [(&[][..], cores), (&["--torch-threads", "1"][..], 1)] {
+        let out_path = dir.join("s.safetensors");
+        let mut args = vec!["--head", "ctc", "--steps", "2", "--batch-size", "4", "-q", "--out"];
+        args.push(out_path.to_str().unwrap());
+        args.extend(extra);
+        let out = run(TRAIN, &args, &root());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let metrics: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("s.metrics.json")).unwrap()).unwrap();
+        assert_eq!(metrics["steps_done"], 2);
+        assert_eq!(metrics["machine"]["torch_threads"].as_u64(), Some(threads), "{extra:?}");
+        assert!(dir.join("s.json").is_file());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -614,6 +614,10 @@ pub struct StringTrainReport {
     pub steps_done: usize,
     pub interrupted: bool,
     pub seconds: f64,
+    /// What trained it (see [`crate::train::TrainReport::machine`]: libtorch's threads change
+    /// the bytes). Absent in metrics written before it was recorded (one thread).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<crate::train::Machine>,
 }
 
 /// A batch for the string model: inputs padded with silence (0) to the longest, and targets.
@@ -684,7 +688,10 @@ pub fn produce_strings(
     tx: std::sync::mpsc::SyncSender<StringBatch>,
 ) -> Result<()> {
     let rate = cfg.features.sample_rate;
+    // Seconds spent making batches (not waiting to hand them over), logged every 500 steps.
+    let mut busy = 0.0;
     for step in 0..cfg.steps {
+        let started = std::time::Instant::now();
         let mut rng = StdRng::seed_from_u64(batch_seed(cfg.seed, step));
         let mut items = Vec::with_capacity(cfg.batch_size);
         for _ in 0..cfg.batch_size {
@@ -719,7 +726,12 @@ pub fn produce_strings(
             cfg.augment.mask(&mut map, cfg.features.n_mels, &mut rng);
             maps.push((map, frames));
         }
-        if tx.send(padded(&items, &maps, cfg.features.n_mels)).is_err() {
+        let batch = padded(&items, &maps, cfg.features.n_mels);
+        busy += started.elapsed().as_secs_f64();
+        if (step + 1) % 500 == 0 {
+            tracing::info!(steps = step + 1, busy_seconds = busy, "the string worker made its batches");
+        }
+        if tx.send(batch).is_err() {
             return Ok(());
         }
     }

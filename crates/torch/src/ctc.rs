@@ -258,13 +258,16 @@ pub fn train(
             }
             progress.epoch_start(round + 1, ROUNDS, steps);
             let (mut loss_sum, mut exact, mut seen) = (0.0, 0usize, 0usize);
+            let mut waited = 0.0;
             for _ in 0..steps {
                 if stop.load(Ordering::Relaxed) {
                     interrupted = true;
                     break 'rounds;
                 }
                 opt.set_lr(Schedule::Cosine.rate(cfg.learning_rate, steps_done, cfg.steps, warmup));
+                let t_wait = Instant::now();
                 let Ok(batch) = rx.recv() else { break 'rounds };
+                waited += t_wait.elapsed().as_secs_f64();
                 let x = inputs(&batch, bands, device)?;
                 let (loss, readings) = loss_and_readings(&net.forward(&x.xs, true), &x)?;
                 opt.backward_step(&loss);
@@ -297,6 +300,7 @@ pub fn train(
                 val_loss,
                 val_der = scores.digit_error_rate(),
                 val_exact = scores.exact_rate(),
+                waited_for_batches = waited,
                 "round finished"
             );
             history.push(stats);
@@ -316,6 +320,7 @@ pub fn train(
         steps_done,
         interrupted,
         seconds: started.elapsed().as_secs_f64(),
+        machine: Some(crate::fit::machine(device)),
     };
     Ok((net, report))
 }

@@ -19,7 +19,12 @@ fn main() -> ExitCode {
 
 fn train_main(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let device = cnn::parse_device(&args.device)?;
-    cnn::set_threads(args.torch_threads);
+    let threads = match (args.torch_threads, args.head) {
+        (Some(n), _) => n,
+        (None, Head::Ctc) => spoken_digits_cli::default_threads(),
+        (None, _) => 1,
+    };
+    cnn::set_threads(threads);
     if args.head == Head::Ctc {
         return train_strings(&args, device);
     }

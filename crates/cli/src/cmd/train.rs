@@ -223,10 +223,13 @@ pub struct TrainArgs {
     /// Worker threads for reading and featurising audio.
     #[arg(long, default_value_t = default_threads())]
     pub threads: usize,
-    /// libtorch CPU threads. One leaves the other core to the augmentation worker; libtorch's
-    /// spinning thread pool slows down several-fold when it must share cores.
-    #[arg(long, default_value_t = 1)]
-    pub torch_threads: usize,
+    /// libtorch CPU threads [default: 1 for the classifier, whose augmentation worker needs
+    /// the other core (libtorch's spinning thread pool slows down several-fold when it must
+    /// share cores); every core for --head ctc, whose string worker needs a tenth of one (500
+    /// steps 148 -> 106 s with two threads on the idle 2-core machine)]. On a machine shared
+    /// with other work, 1.
+    #[arg(long, value_name = "N")]
+    pub torch_threads: Option<usize>,
     /// Replace an existing model even when it scored better on the same split.
     #[arg(long)]
     pub force: bool,
