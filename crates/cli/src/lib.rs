@@ -28,7 +28,8 @@ pub const DEFAULT_RECORDINGS: &str = "free-spoken-digit-dataset/recordings";
 pub const DEFAULT_SYNTHETIC: &str = "free-spoken-digit-dataset/synthetic";
 /// The string model (`train --head ctc` writes it; `evaluate --sequences` reads it).
 pub const DEFAULT_STRING_MODEL: &str = "models/strings.safetensors";
-/// The shipped string models, read together: `train --head ctc` with seeds 42, 1 and 2.
+/// The shipped string models, read together (`scripts/train-strings`): `train --head ctc`
+/// seed 42, and the same with dropout 0.2 seeds 42 and 1.
 pub const DEFAULT_STRING_MODELS: [&str; 3] =
     [DEFAULT_STRING_MODEL, "models/strings-2.safetensors", "models/strings-3.safetensors"];
 /// The spoken digit strings `scripts/setup` generates (`scripts/synthesize-phrases`).

@@ -335,9 +335,6 @@ fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
             (StringModel::load(&path).context("loading the string model")?, path.display().to_string())
         }
     };
-    if let Some(VoiceShifts(shifts)) = &args.voice_shifts {
-        model = model.with_voice_shifts(shifts.clone())?;
-    }
     let rate = model.config().features.sample_rate;
     let classifier = match args.classifier.as_deref() {
         Some(p) if p == std::path::Path::new("none") => None,
@@ -353,9 +350,9 @@ fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
             others.push(StringModel::load(other).with_context(|| format!("loading {}", other.display()))?);
         }
         model = model.with_others(others)?;
-        if let Some(VoiceShifts(shifts)) = &args.voice_shifts {
-            model = model.with_voice_shifts(shifts.clone())?;
-        }
+    }
+    if let Some(VoiceShifts(shifts)) = &args.voice_shifts {
+        model = model.with_voice_shifts(shifts.clone())?;
     }
     let reader = match &classifier {
         None => StringReader::alone(&model),
