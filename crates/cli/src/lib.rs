@@ -120,16 +120,18 @@ pub fn load_string_model(explicit: &[PathBuf], off: bool) -> anyhow::Result<Opti
     if off {
         return Ok(None);
     }
+    let load = |p: &Path| -> anyhow::Result<StringModel> {
+        let model =
+            StringModel::load(p).with_context(|| format!("loading the string model {}", p.display()))?;
+        tracing::info!("string model: {}", p.display());
+        Ok(model)
+    };
     let mut models = vec![];
     if explicit.is_empty() {
         for (name, (weights, config)) in DEFAULT_STRING_MODELS.iter().zip(&BUILT_IN_STRING_MODELS) {
             let p = default_path(name);
             if p.is_file() {
-                models.push(
-                    StringModel::load(&p)
-                        .with_context(|| format!("loading the string model {}", p.display()))?,
-                );
-                tracing::info!("string model: {}", p.display());
+                models.push(load(&p)?);
             } else {
                 let origin = Path::new(name);
                 let config = ModelConfig::parse(config, origin)?;
@@ -141,10 +143,7 @@ pub fn load_string_model(explicit: &[PathBuf], off: bool) -> anyhow::Result<Opti
         }
     } else {
         for p in explicit {
-            models.push(
-                StringModel::load(p).with_context(|| format!("loading the string model {}", p.display()))?,
-            );
-            tracing::info!("string model: {}", p.display());
+            models.push(load(p)?);
         }
     }
     let mut models = models.into_iter();

@@ -698,6 +698,12 @@ fn quiet_and_verbose_are_accepted_everywhere_and_rust_log_is_honoured() {
     }
 }
 
+/// Runs `bin` (a copy outside the repository) in `dir` with the repository hidden
+/// (`SPOKEN_DIGITS_ROOT` is `dir`, which has no models/): the defaults must come from inside it.
+fn run_installed(bin: &Path, args: &[&str], dir: &Path) -> Output {
+    Command::new(bin).args(args).current_dir(dir).env("SPOKEN_DIGITS_ROOT", dir).output().unwrap()
+}
+
 #[test]
 fn installed_binary_uses_the_built_in_model_without_the_repository() {
     // A copy of the binary in a folder with no models/, and the repository it was built from
@@ -707,12 +713,7 @@ fn installed_binary_uses_the_built_in_model_without_the_repository() {
     std::fs::copy(PREDICT, &bin).unwrap();
     let wav = dir.join("9_lucas_2.wav");
     std::fs::copy(recordings().join("9_lucas_2.wav"), &wav).unwrap();
-    let out = Command::new(&bin)
-        .args(["--format", "json", "-v", "9_lucas_2.wav"])
-        .current_dir(&dir)
-        .env("SPOKEN_DIGITS_ROOT", &dir)
-        .output()
-        .unwrap();
+    let out = run_installed(&bin, &["--format", "json", "-v", "9_lucas_2.wav"], &dir);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("built-in model"),
@@ -923,12 +924,7 @@ fn the_string_models_read_together_by_default_and_one_alone_on_request() {
     assert!(digits(&one).is_string(), "{}", stdout(&one));
     let bin = dir.join("predict-file");
     std::fs::copy(PREDICT, &bin).unwrap();
-    let installed = Command::new(&bin)
-        .args(["--format", "json", "-v", "371.wav"])
-        .current_dir(&dir)
-        .env("SPOKEN_DIGITS_ROOT", &dir)
-        .output()
-        .unwrap();
+    let installed = run_installed(&bin, &["--format", "json", "-v", "371.wav"], &dir);
     let err = String::from_utf8_lossy(&installed.stderr).into_owned();
     assert!(err.contains("built-in copy of models/strings-3.safetensors"), "{err}");
     assert_eq!(digits(&installed), digits(&default));

@@ -634,6 +634,11 @@ impl std::str::FromStr for Lengths {
     }
 }
 
+/// The natural log of a probability, a zero floored at 1e-30 (the decoders' scores stay finite).
+fn ln(p: f32) -> f64 {
+    f64::from(p.max(1e-30)).ln()
+}
+
 /// The most likely alignment (Viterbi over CTC's paths) whose string has between `min` and
 /// `max` digits; with no such path (an utterance too short), the greedy reading.
 #[allow(clippy::indexing_slicing, reason = "every index is below the sizes allocated here")]
@@ -646,19 +651,18 @@ pub fn constrained(p: &Posteriors, lengths: Lengths) -> Reading {
     // State (k, c): k digits so far, the frame's class c (0: blank, d + 1: in digit d's run).
     let states = (max + 1) * CTC_CLASSES;
     let index = |k: usize, c: usize| k * CTC_CLASSES + c;
-    let log = |v: f32| f64::from(v.max(1e-30)).ln();
     let mut score = vec![f64::NEG_INFINITY; states];
     let mut back = vec![usize::MAX; states * frames];
-    score[index(0, BLANK)] = log(p.probs[0][BLANK]);
+    score[index(0, BLANK)] = ln(p.probs[0][BLANK]);
     for c in 1..CTC_CLASSES {
         if max >= 1 {
-            score[index(1, c)] = log(p.probs[0][c]);
+            score[index(1, c)] = ln(p.probs[0][c]);
         }
     }
     let mut next = vec![f64::NEG_INFINITY; states];
     for t in 1..frames {
         next.fill(f64::NEG_INFINITY);
-        let lp: Vec<f64> = p.probs[t].iter().map(|&v| log(v)).collect();
+        let lp: Vec<f64> = p.probs[t].iter().map(|&v| ln(v)).collect();
         let from = &mut back[t * states..(t + 1) * states];
         for k in 0..=max {
             // To blank: from any class with the same count.
@@ -757,7 +761,6 @@ pub fn log_likelihood(p: &Posteriors, digits: &[u8]) -> f64 {
     let labels: Vec<usize> =
         std::iter::once(BLANK).chain(digits.iter().flat_map(|&d| [usize::from(d) + 1, BLANK])).collect();
     let n = labels.len();
-    let log = |v: f32| f64::from(v.max(1e-30)).ln();
     let add = |a: f64, b: f64| {
         let (hi, lo) = if a > b { (a, b) } else { (b, a) };
         if lo == f64::NEG_INFINITY { hi } else { hi + (lo - hi).exp().ln_1p() }
@@ -766,9 +769,9 @@ pub fn log_likelihood(p: &Posteriors, digits: &[u8]) -> f64 {
         return if digits.is_empty() { 0.0 } else { f64::NEG_INFINITY };
     };
     let mut alpha = vec![f64::NEG_INFINITY; n];
-    alpha[0] = log(first[BLANK]);
+    alpha[0] = ln(first[BLANK]);
     if n > 1 {
-        alpha[1] = log(first[labels[1]]);
+        alpha[1] = ln(first[labels[1]]);
     }
     let mut next = vec![f64::NEG_INFINITY; n];
     for probs in &p.probs[1..] {
@@ -781,7 +784,7 @@ pub fn log_likelihood(p: &Posteriors, digits: &[u8]) -> f64 {
             if s >= 2 && labels[s] != BLANK && labels[s] != labels[s - 2] {
                 a = add(a, alpha[s - 2]);
             }
-            next[s] = if a == f64::NEG_INFINITY { a } else { a + log(probs[labels[s]]) };
+            next[s] = if a == f64::NEG_INFINITY { a } else { a + ln(probs[labels[s]]) };
         }
         std::mem::swap(&mut alpha, &mut next);
     }
@@ -852,19 +855,6 @@ mod tests {
         assert!((r.confidence - 0.9 * 0.8 * 0.95 * 0.5).abs() < 1e-6);
     }
 
-    /// The digits a frame-by-frame path of classes spells (repeats merged, blanks dropped).
-    fn collapse(path: &[usize]) -> Vec<u8> {
-        let mut out = vec![];
-        let mut previous = BLANK;
-        for &c in path {
-            if c != BLANK && c != previous {
-                out.push((c - 1) as u8);
-            }
-            previous = c;
-        }
-        out
-    }
-
     #[test]
     fn log_likelihood_sums_every_alignment() {
         // Four frames over blank and digits 0-1 only (the rest near zero), every one of the
@@ -883,7 +873,7 @@ mod tests {
         for code in 0..81 {
             let path: Vec<usize> = (0..4).map(|t| (code / 3usize.pow(t)) % 3).collect();
             let prob: f64 = path.iter().zip(&rows).map(|(&c, r)| f64::from(r[c])).product();
-            *totals.entry(collapse(&path)).or_default() += prob;
+            *totals.entry(reading_of(&path, &p).values()).or_default() += prob;
         }
         for (digits, total) in &totals {
             let got = log_likelihood(&p, digits).exp();

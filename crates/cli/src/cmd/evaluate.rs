@@ -9,7 +9,7 @@ use crate::{
 use anyhow::{Context, bail};
 use clap::Parser;
 use spoken_digits::conditions::{self, Condition};
-use spoken_digits::ctc::{Lengths, StringModel};
+use spoken_digits::ctc::Lengths;
 use spoken_digits::dataset::{self, Split};
 use spoken_digits::predict;
 use spoken_digits::recogniser;
@@ -321,20 +321,19 @@ fn decoding(args: &EvaluateArgs, classifier: Option<&str>, voice_shifts: &[f32])
 }
 
 fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
-    // -m and --ensemble name the models; neither: the shipped ones, read together as listen does.
-    let (mut model, name) = match &args.model {
-        Some(path) => {
-            (StringModel::load(path).context("loading the string model")?, path.display().to_string())
-        }
-        None if args.ensemble.is_empty() => {
-            let model = crate::load_string_model(&[], false)?.context("no string model")?;
-            (model, DEFAULT_STRING_MODELS.join(", "))
-        }
-        None => {
-            let path = default_path(DEFAULT_STRING_MODEL);
-            (StringModel::load(&path).context("loading the string model")?, path.display().to_string())
-        }
+    // -m (else models/strings.safetensors) and --ensemble beside it; neither: the shipped ones,
+    // read together as listen does.
+    let named: Vec<PathBuf> = match (&args.model, args.ensemble.is_empty()) {
+        (None, true) => vec![],
+        (first, _) => std::iter::once(first.clone().unwrap_or_else(|| default_path(DEFAULT_STRING_MODEL)))
+            .chain(args.ensemble.iter().cloned())
+            .collect(),
     };
+    let mut model = crate::load_string_model(&named, false)?.context("no string model")?;
+    let name = named.first().map_or_else(|| DEFAULT_STRING_MODELS.join(", "), |p| p.display().to_string());
+    if let Some(VoiceShifts(shifts)) = &args.voice_shifts {
+        model = model.with_voice_shifts(shifts.clone())?;
+    }
     let rate = model.config().features.sample_rate;
     let classifier = match args.classifier.as_deref() {
         Some(p) if p == std::path::Path::new("none") => None,
@@ -343,16 +342,6 @@ fn sequences(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
     };
     if args.dip_db.is_some() && classifier.is_none() && !args.listen {
         bail!("--dip-db needs --classifier FILE or --listen: only then is a digit read again");
-    }
-    if !args.ensemble.is_empty() {
-        let mut others = Vec::with_capacity(args.ensemble.len());
-        for other in &args.ensemble {
-            others.push(StringModel::load(other).with_context(|| format!("loading {}", other.display()))?);
-        }
-        model = model.with_others(others)?;
-    }
-    if let Some(VoiceShifts(shifts)) = &args.voice_shifts {
-        model = model.with_voice_shifts(shifts.clone())?;
     }
     let reader = match &classifier {
         None => StringReader::alone(&model),
