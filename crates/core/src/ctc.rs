@@ -720,9 +720,11 @@ pub fn constrained(p: &Posteriors, lengths: Lengths) -> Reading {
 /// reading (greedy, or constrained to `lengths`) and, unconstrained, its best readings with one
 /// digit fewer and one more (the most likely alignments of those lengths: a digit dropped or
 /// split in two is the commonest disagreement). The candidate with the highest summed
-/// [`log_likelihood`] over all the models wins (the first found on a tie). Returns the index
-/// of the model whose reading it is, and that reading (its spans and confidences); `None` for
-/// no models.
+/// [`log_likelihood`] over all the models wins (the first found on a tie), and a [`search`]
+/// from it, one edit at a time, finds any string the models together find likelier still
+/// (one that no model read by itself: A's first digit and B's second). Returns the index of
+/// the model whose reading it is (for a string found by the search, the model that finds it
+/// likeliest, [`aligned`]), and that reading (its spans and confidences); `None` for no models.
 pub fn ensemble(posteriors: &[Posteriors], lengths: Option<Lengths>) -> Option<(usize, Reading)> {
     let mut candidates: Vec<(usize, Reading)> =
         posteriors.iter().enumerate().map(|(i, p)| (i, decode(p, lengths))).collect();
@@ -736,19 +738,135 @@ pub fn ensemble(posteriors: &[Posteriors], lengths: Option<Lengths>) -> Option<(
             }
         }
     }
+    let score = |digits: &[u8]| -> f64 { posteriors.iter().map(|p| log_likelihood(p, digits)).sum() };
     let mut best: Option<(f64, usize)> = None;
     for (k, (_, reading)) in candidates.iter().enumerate() {
         if candidates.iter().take(k).any(|(_, r)| r.sequence == reading.sequence) {
             continue;
         }
-        let digits = reading.values();
-        let score: f64 = posteriors.iter().map(|p| log_likelihood(p, &digits)).sum();
-        if best.is_none_or(|(b, _)| score > b) {
-            best = Some((score, k));
+        let s = score(&reading.values());
+        if best.is_none_or(|(b, _)| s > b) {
+            best = Some((s, k));
         }
     }
-    let (_, k) = best?;
-    candidates.into_iter().nth(k)
+    let (start_score, k) = best?;
+    let start = candidates.get(k)?.1.values();
+    let (digits, _) = search(start, start_score, lengths, &score);
+    if let Some(found) = candidates.iter().find(|(_, r)| r.values() == digits) {
+        return Some(found.clone());
+    }
+    // A string no model read: each model aligns it, and the likeliest alignment gives the spans.
+    posteriors
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (log_likelihood(p, &digits), i))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .and_then(|(_, i)| Some((i, aligned(posteriors.get(i)?, &digits)?)))
+        .or_else(|| candidates.into_iter().nth(k))
+}
+
+/// Rounds of [`search`] at most.
+pub const SEARCH_ROUNDS: usize = 4;
+
+/// A local search for the string that `score` rates highest, from `start` (scored
+/// `start_score`): each round tries every string one edit away (a digit replaced, dropped, or
+/// added anywhere) whose length lies in `lengths`, and moves to the best that scores higher;
+/// it stops when none does, or after [`SEARCH_ROUNDS`]. Returns the string and its score.
+fn search(
+    start: Vec<u8>,
+    start_score: f64,
+    lengths: Option<Lengths>,
+    score: &dyn Fn(&[u8]) -> f64,
+) -> (Vec<u8>, f64) {
+    let (min, max) = lengths.map_or((0, usize::MAX), |l| (l.min, l.max));
+    let (mut best, mut best_score) = (start, start_score);
+    for _ in 0..SEARCH_ROUNDS {
+        let mut moved: Option<(Vec<u8>, f64)> = None;
+        let mut consider = |candidate: Vec<u8>| {
+            let s = score(&candidate);
+            if s > moved.as_ref().map_or(best_score, |m| m.1) {
+                moved = Some((candidate, s));
+            }
+        };
+        let n = best.len();
+        for i in 0..n {
+            for d in 0..NUM_CLASSES as u8 {
+                if best.get(i) != Some(&d) {
+                    let mut c = best.clone();
+                    c.splice(i..=i, [d]);
+                    consider(c);
+                }
+            }
+            if n > min {
+                let mut c = best.clone();
+                c.remove(i);
+                consider(c);
+            }
+        }
+        if n < max {
+            for i in 0..=n {
+                for d in 0..NUM_CLASSES as u8 {
+                    let mut c = best.clone();
+                    c.insert(i, d);
+                    consider(c);
+                }
+            }
+        }
+        match moved {
+            Some((c, s)) => (best, best_score) = (c, s),
+            None => break,
+        }
+    }
+    (best, best_score)
+}
+
+/// The most likely alignment of the digit string `digits` under `p` (Viterbi over its CTC
+/// paths), read back as a [`Reading`]; `None` where no alignment fits the frames.
+#[allow(clippy::indexing_slicing, reason = "every index is below the sizes allocated here")]
+pub fn aligned(p: &Posteriors, digits: &[u8]) -> Option<Reading> {
+    let labels = extended(digits);
+    let (n, frames) = (labels.len(), p.probs.len());
+    if frames == 0 {
+        return digits.is_empty().then(|| reading_of(&[], p));
+    }
+    let mut score = vec![f64::NEG_INFINITY; n];
+    let mut back = vec![0usize; n * frames];
+    score[0] = ln(p.probs[0][BLANK]);
+    if n > 1 {
+        score[1] = ln(p.probs[0][labels[1]]);
+    }
+    let mut next = vec![f64::NEG_INFINITY; n];
+    for t in 1..frames {
+        for s in 0..n {
+            let (mut best, mut from) = (score[s], s);
+            if s >= 1 && score[s - 1] > best {
+                (best, from) = (score[s - 1], s - 1);
+            }
+            if s >= 2 && labels[s] != BLANK && labels[s] != labels[s - 2] && score[s - 2] > best {
+                (best, from) = (score[s - 2], s - 2);
+            }
+            next[s] = best + ln(p.probs[t][labels[s]]);
+            back[t * n + s] = from;
+        }
+        std::mem::swap(&mut score, &mut next);
+    }
+    let mut state = if n > 1 && score[n - 2] > score[n - 1] { n - 2 } else { n - 1 };
+    if score[state] == f64::NEG_INFINITY || (frames < digits.len()) {
+        return None;
+    }
+    let mut path = vec![BLANK; frames];
+    for t in (0..frames).rev() {
+        path[t] = labels[state];
+        if t > 0 {
+            state = back[t * n + state];
+        }
+    }
+    (reading_of(&path, p).values() == digits).then(|| reading_of(&path, p))
+}
+
+/// CTC's extended labels of a digit string: blank, d1, blank, d2, ..., dn, blank.
+fn extended(digits: &[u8]) -> Vec<usize> {
+    std::iter::once(BLANK).chain(digits.iter().flat_map(|&d| [usize::from(d) + 1, BLANK])).collect()
 }
 
 /// The natural log of the probability of the digit string `digits` under `p`, summed over
@@ -757,38 +875,44 @@ pub fn ensemble(posteriors: &[Posteriors], lengths: Option<Lengths>) -> Option<(
 /// compares whole strings this way rather than frames.
 #[allow(clippy::indexing_slicing, reason = "every index is below the sizes allocated here")]
 pub fn log_likelihood(p: &Posteriors, digits: &[u8]) -> f64 {
-    // The extended labels: blank, d1, blank, d2, ..., dn, blank.
-    let labels: Vec<usize> =
-        std::iter::once(BLANK).chain(digits.iter().flat_map(|&d| [usize::from(d) + 1, BLANK])).collect();
+    let labels = extended(digits);
     let n = labels.len();
-    let add = |a: f64, b: f64| {
-        let (hi, lo) = if a > b { (a, b) } else { (b, a) };
-        if lo == f64::NEG_INFINITY { hi } else { hi + (lo - hi).exp().ln_1p() }
-    };
+    // In probabilities rather than logs (the search calls it hundreds of times an utterance),
+    // rescaled to sum to 1 at every frame, the scales' logs summed.
+    let prob =
+        |probs: &[f32; CTC_CLASSES], c: usize| f64::from(probs.get(c).copied().unwrap_or(0.0).max(1e-30));
     let Some(first) = p.probs.first() else {
         return if digits.is_empty() { 0.0 } else { f64::NEG_INFINITY };
     };
-    let mut alpha = vec![f64::NEG_INFINITY; n];
-    alpha[0] = ln(first[BLANK]);
+    let mut alpha = vec![0.0f64; n];
+    alpha[0] = prob(first, BLANK);
     if n > 1 {
-        alpha[1] = ln(first[labels[1]]);
+        alpha[1] = prob(first, labels[1]);
     }
-    let mut next = vec![f64::NEG_INFINITY; n];
+    let mut log_scale = 0.0;
     for probs in &p.probs[1..] {
-        for s in 0..n {
+        let mut total = 0.0;
+        // Backwards, so that alpha[s - 1] and alpha[s - 2] still hold the previous frame's.
+        for s in (0..n).rev() {
             let mut a = alpha[s];
             if s >= 1 {
-                a = add(a, alpha[s - 1]);
+                a += alpha[s - 1];
             }
             // Skipping a blank is allowed between two different digits.
             if s >= 2 && labels[s] != BLANK && labels[s] != labels[s - 2] {
-                a = add(a, alpha[s - 2]);
+                a += alpha[s - 2];
             }
-            next[s] = if a == f64::NEG_INFINITY { a } else { a + ln(probs[labels[s]]) };
+            alpha[s] = a * prob(probs, labels[s]);
+            total += alpha[s];
         }
-        std::mem::swap(&mut alpha, &mut next);
+        if total <= 0.0 {
+            return f64::NEG_INFINITY;
+        }
+        alpha.iter_mut().for_each(|a| *a /= total);
+        log_scale += total.ln();
     }
-    if n > 1 { add(alpha[n - 1], alpha[n - 2]) } else { alpha[0] }
+    let end = alpha[n - 1] + if n > 1 { alpha[n - 2] } else { 0.0 };
+    end.ln() + log_scale
 }
 
 /// Edits (insertions, deletions, substitutions) that turn `hypothesis` into `reference`.
@@ -922,6 +1046,49 @@ mod tests {
         assert_eq!(ensemble(std::slice::from_ref(&c), None).unwrap().1.sequence, "17");
         let one = Some(Lengths { min: 1, max: 1 });
         assert_eq!(ensemble(std::slice::from_ref(&c), one).unwrap().1.sequence, "1");
+    }
+
+    #[test]
+    fn the_ensemble_searches_past_the_models_own_readings() {
+        // Each digit's frame: `a` at `pa`, `b` at `pb`, the rest shared by the other classes.
+        let two = |a: u8, pa: f32, b: u8, pb: f32| {
+            let mut row = [(1.0 - pa - pb) / 9.0; CTC_CLASSES];
+            row[usize::from(a) + 1] = pa;
+            row[usize::from(b) + 1] = pb;
+            row
+        };
+        // A reads "15" and B "37", each with a close second choice they share: "26", which
+        // neither reads (nor with a digit more or fewer), is the likeliest string for both.
+        let a = posteriors(&[
+            frame(0, 0.9),
+            two(1, 0.5, 2, 0.4),
+            frame(0, 0.9),
+            two(5, 0.5, 6, 0.4),
+            frame(0, 0.9),
+        ]);
+        let b = posteriors(&[
+            frame(0, 0.9),
+            two(3, 0.5, 2, 0.4),
+            frame(0, 0.9),
+            two(7, 0.5, 6, 0.4),
+            frame(0, 0.9),
+        ]);
+        assert_eq!((greedy(&a).sequence.as_str(), greedy(&b).sequence.as_str()), ("15", "37"));
+        let (_, reading) = ensemble(&[a.clone(), b.clone()], None).unwrap();
+        assert_eq!(reading.sequence, "26");
+        // Its spans and confidences come from the alignment of the model that finds it likeliest.
+        assert!(
+            (reading.digits[0].start_s - 0.032).abs() < 1e-9
+                && (reading.digits[1].start_s - 0.096).abs() < 1e-9
+        );
+        assert!((reading.digits[0].confidence - 0.4).abs() < 1e-6);
+        // A length that rules it out keeps the search within it.
+        let three = Some(Lengths { min: 3, max: 3 });
+        assert_eq!(ensemble(&[a.clone(), b], three).unwrap().1.digits.len(), 3);
+        // An alignment needs a frame a digit.
+        assert_eq!(aligned(&a, &[2, 6]).unwrap().sequence, "26");
+        assert_eq!(aligned(&a, &[1, 2, 3, 4, 5, 6]), None);
+        assert_eq!(aligned(&a, &[]).unwrap().sequence, "");
     }
 
     #[test]
