@@ -68,11 +68,15 @@ fn evaluate_listen_scores_strings_as_listen_reads_them() {
     assert!(report["decoding"].as_str().unwrap().contains("listen"), "{}", report["decoding"]);
     let (spliced_der, _) = rate(&report["spliced"]);
     let (phrase_der, _) = rate(&report["phrases"]);
+    let (fast_der, _) = rate(&report["fast_phrases"]);
     let (_, single_exact) = rate(&report["single"]);
-    // Measured (models/strings.sequences.listen.json): 0.41% / 4.9% / 97.0% (the first string
-    // model alone: 0.83% / 6.1% / 97.3%).
+    // Measured (models/strings.sequences.listen.json): 0.41% / 4.4% / 9.3% / 97.0% (the first
+    // string model alone, before three-digit readings under a second were taken: 0.83% / 6.1% /
+    // 16.6% / 97.3%; the three then: 12.8% on the fast phrases, where the classifier heard one
+    // digit of many a string said in under a second).
     assert!(spliced_der < 0.03, "spliced DER {spliced_der}");
-    assert!(phrase_der < 0.06, "phrase DER {phrase_der}");
+    assert!(phrase_der < 0.055, "phrase DER {phrase_der}");
+    assert!(fast_der < 0.11, "fast phrase DER {fast_der}");
     assert!(single_exact >= 0.95, "single digits {single_exact}");
     let err = failing(&["--sequences", "--listen", "--digits", "4", "--count", "5"]);
     assert!(err.contains("--digits"), "{err}");
@@ -149,9 +153,11 @@ fn a_missing_phrases_folder_is_one_clear_line() {
 
 /// `--ensemble`: other string models read beside the model and the reading they all find
 /// likeliest wins. With each string's length given (no candidates of other lengths) the first
-/// shipped model beside itself reads every string as it does alone (each candidate is its own
-/// reading); without -m the three shipped models read together; a classifier is no string
-/// model to read beside them.
+/// shipped model beside itself reads every string as it does alone but for the search, which
+/// moves a reading only to a string of the same length that the model finds likelier summed
+/// over all its alignments (measured: one digit each on the 440 phrases and the 340 fast
+/// ones); without -m the three shipped models read together; a classifier is no string model
+/// to read beside them.
 #[test]
 fn an_ensemble_of_one_model_twice_reads_as_the_model_alone() {
     let run = |extra: &[&str]| report(&[&["--count", "40"], extra].concat());
@@ -164,7 +170,9 @@ fn an_ensemble_of_one_model_twice_reads_as_the_model_alone() {
     let decoding = twice["decoding"].as_str().unwrap();
     assert!(decoding.contains("beside it") && decoding.contains("strings.safetensors"), "{decoding}");
     for section in ["spliced", "phrases", "fast_phrases", "single"] {
-        assert_eq!(alone[section], twice[section], "{section}");
+        assert_eq!(alone[section]["strings"], twice[section]["strings"], "{section}");
+        let (a, t) = (alone[section]["edits"].as_u64().unwrap(), twice[section]["edits"].as_u64().unwrap());
+        assert!(t.abs_diff(a) <= 3, "{section}: {a} edits alone, {t} beside itself");
     }
     // Free to choose the length, the model beside itself weighs one digit fewer or more too:
     // no worse on the phrases (5.44% -> 5.18%, measured).
