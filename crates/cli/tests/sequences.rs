@@ -78,6 +78,18 @@ fn evaluate_listen_scores_strings_as_listen_reads_them() {
     assert!(phrase_der < 0.055, "phrase DER {phrase_der}");
     assert!(fast_der < 0.11, "fast phrase DER {fast_der}");
     assert!(single_exact >= 0.95, "single digits {single_exact}");
+    // Two digits said in under a second, not both 0.7 sure: taken as a string when the models
+    // find them likelier than any one digit (300 pairs of FSDD's test words, 0-80 ms apart:
+    // 0.50%; 1.33% when the classifier read every such pair as one word).
+    let out = Command::new(EVALUATE)
+        .args(["--sequences", "--listen", "--lengths", "2..2", "--count", "300", "--threads", "1", "--json"])
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pairs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (pairs_der, _) = rate(&pairs["spliced"]);
+    assert!(pairs_der < 0.01, "pairs DER {pairs_der}");
     let err = failing(&["--sequences", "--listen", "--digits", "4", "--count", "5"]);
     assert!(err.contains("--digits"), "{err}");
 }

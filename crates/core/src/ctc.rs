@@ -392,18 +392,28 @@ impl StringModel {
 
     /// [`StringModel::read`], with the probabilities of the model whose reading it is.
     pub fn reading(&self, samples: &[f32], lengths: Option<Lengths>) -> Result<(Posteriors, Reading)> {
-        let posteriors = self.posteriors(samples)?;
-        if self.others.is_empty() {
-            let reading = decode(&posteriors, lengths);
-            return Ok((posteriors, reading));
-        }
-        let mut all = vec![posteriors];
+        let (all, which, reading) = self.readings(samples, lengths)?;
+        let posteriors =
+            all.into_iter().nth(which).ok_or_else(|| Error::Config("an ensemble read nothing".into()))?;
+        Ok((posteriors, reading))
+    }
+
+    /// [`StringModel::read`], with every model's probabilities (this one's first, then the
+    /// others') and the index of the model whose reading it is.
+    pub fn readings(
+        &self,
+        samples: &[f32],
+        lengths: Option<Lengths>,
+    ) -> Result<(Vec<Posteriors>, usize, Reading)> {
+        let mut all = vec![self.posteriors(samples)?];
         for other in &self.others {
             all.push(other.posteriors(samples)?);
         }
-        let (which, reading) =
-            ensemble(&all, lengths).ok_or_else(|| Error::Config("an ensemble read nothing".into()))?;
-        Ok((all.swap_remove(which), reading))
+        let (which, reading) = match all.as_slice() {
+            [one] => (0, decode(one, lengths)),
+            _ => ensemble(&all, lengths).ok_or_else(|| Error::Config("an ensemble read nothing".into()))?,
+        };
+        Ok((all, which, reading))
     }
 }
 
@@ -738,7 +748,7 @@ pub fn ensemble(posteriors: &[Posteriors], lengths: Option<Lengths>) -> Option<(
             }
         }
     }
-    let score = |digits: &[u8]| -> f64 { posteriors.iter().map(|p| log_likelihood(p, digits)).sum() };
+    let score = |digits: &[u8]| summed_log_likelihood(posteriors, digits);
     let mut best: Option<(f64, usize)> = None;
     for (k, (_, reading)) in candidates.iter().enumerate() {
         if candidates.iter().take(k).any(|(_, r)| r.sequence == reading.sequence) {
@@ -763,6 +773,12 @@ pub fn ensemble(posteriors: &[Posteriors], lengths: Option<Lengths>) -> Option<(
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .and_then(|(_, i)| Some((i, aligned(posteriors.get(i)?, &digits)?)))
         .or_else(|| candidates.into_iter().nth(k))
+}
+
+/// [`log_likelihood`] of `digits` summed over several models' `posteriors`: how likely the
+/// models together find the string.
+pub fn summed_log_likelihood(posteriors: &[Posteriors], digits: &[u8]) -> f64 {
+    posteriors.iter().map(|p| log_likelihood(p, digits)).sum()
 }
 
 /// Rounds of [`search`] at most.
