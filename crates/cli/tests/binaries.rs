@@ -163,6 +163,9 @@ const COPIES: &[(&str, &[&str])] = &[
     // What a phone or a browser records: stereo at 44.1 kHz.
     ("stereo.m4a", &["-c:a", "aac", "-ac", "2", "-ar", "44100"]),
     ("stereo.flac", &["-ac", "2", "-ar", "44100"]),
+    // Telephone recordings: G.711 mu-law and A-law in wav.
+    ("mulaw.wav", &["-c:a", "pcm_mulaw"]),
+    ("alaw.wav", &["-c:a", "pcm_alaw"]),
 ];
 
 /// Largest difference allowed between a copy's probability of a digit and its wav's. Measured

@@ -82,8 +82,17 @@ fn read_whole(file: &mut std::fs::File, size: u64, path: &Path) -> Result<Vec<u8
 
 /// Reads a wav file from memory (used by tests and the fuzz target).
 pub fn read_wav_bytes(name: &Path, bytes: &[u8], max_seconds: f64) -> Result<Clip> {
-    let reader = hound::WavReader::new(std::io::Cursor::new(bytes)).map_err(|e| describe(name, e))?;
-    decode(name, reader, max_seconds)
+    let opened = hound::WavReader::new(std::io::Cursor::new(bytes));
+    if to_symphonia(&opened) {
+        return compressed::read(name, Box::new(std::io::Cursor::new(bytes)), max_seconds);
+    }
+    decode(name, opened.map_err(|e| describe(name, e))?, max_seconds)
+}
+
+/// hound reads PCM and 32-bit float wav; the encodings it does not (telephone recordings'
+/// mu-law and A-law) go to symphonia's RIFF reader: whether `opened` does.
+fn to_symphonia<R: std::io::Read>(opened: &hound::Result<hound::WavReader<R>>) -> bool {
+    matches!(opened, Err(hound::Error::Unsupported))
 }
 
 /// Reads an audio file of any format read here as mono at its own rate. Refuses files longer
@@ -98,8 +107,12 @@ pub fn read_audio(path: &Path, max_seconds: f64) -> Result<Clip> {
     std::io::Read::read_exact(&mut file, &mut head).map_err(|e| Error::io(path, e))?;
     std::io::Seek::rewind(&mut file).map_err(|e| Error::io(path, e))?;
     if is_wav(&head) {
-        let reader = hound::WavReader::new(std::io::BufReader::new(file)).map_err(|e| describe(path, e))?;
-        return decode(path, reader, max_seconds);
+        let opened = hound::WavReader::new(std::io::BufReader::new(file));
+        if to_symphonia(&opened) {
+            let again = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+            return compressed::read(path, Box::new(again), max_seconds);
+        }
+        return decode(path, opened.map_err(|e| describe(path, e))?, max_seconds);
     }
     compressed::read(path, Box::new(file), max_seconds)
 }
@@ -148,8 +161,8 @@ fn describe(path: &Path, e: hound::Error) -> Error {
         hound::Error::TooWide => "sample bit depth is wider than 32 bits".to_string(),
         hound::Error::UnfinishedSample => "the data ends in the middle of a sample (truncated)".to_string(),
         hound::Error::Unsupported => {
-            "unsupported encoding (only PCM 8/16/24/32-bit and 32-bit float are read; \
-             convert A-law, mu-law, ADPCM or 64-bit float files to PCM first)"
+            "unsupported encoding (PCM, 32-bit float, mu-law and A-law are read; convert ADPCM, \
+             64-bit float and others to PCM first)"
                 .to_string()
         }
         hound::Error::InvalidSampleFormat => "the sample format does not match its bit depth".to_string(),

@@ -37,16 +37,20 @@ impl Wav {
 
     fn bytes(&self) -> Vec<u8> {
         let align = self.block_align.unwrap_or(self.channels * self.bits.div_ceil(8));
+        // Encodings other than PCM and float add a cbSize field (0) to `fmt `, as the format says.
+        let extra: &[u8] = if matches!(self.format, 1 | 3) { &[] } else { &[0, 0] };
+        let fmt_len = 16 + extra.len() as u32;
         let mut v = b"RIFF".to_vec();
-        v.extend(self.riff_len.unwrap_or(36 + self.data.len() as u32).to_le_bytes());
+        v.extend(self.riff_len.unwrap_or(20 + fmt_len + self.data.len() as u32).to_le_bytes());
         v.extend(b"WAVEfmt ");
-        v.extend(16u32.to_le_bytes());
+        v.extend(fmt_len.to_le_bytes());
         v.extend(self.format.to_le_bytes());
         v.extend(self.channels.to_le_bytes());
         v.extend(self.rate.to_le_bytes());
         v.extend((self.rate.wrapping_mul(u32::from(align))).to_le_bytes());
         v.extend(align.to_le_bytes());
         v.extend(self.bits.to_le_bytes());
+        v.extend(extra);
         v.extend(b"data");
         v.extend(self.data_len.unwrap_or(self.data.len() as u32).to_le_bytes());
         v.extend(&self.data);
@@ -109,16 +113,29 @@ fn not_a_wav_and_impossible_headers() {
     refused("block-align.wav", &w.bytes(), "");
 }
 
+/// Telephone recordings' mu-law and A-law (G.711) are read through symphonia, to the values the
+/// standard gives; ADPCM and 64-bit float are refused, not misread.
 #[test]
-fn uncommon_encodings_are_refused_not_misread() {
-    let data: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8).collect();
-    for (name, format, bits) in [("alaw.wav", 6u16, 8u16), ("mulaw.wav", 7, 8), ("adpcm.wav", 2, 4)] {
-        let w = Wav { format, bits, data: data.clone(), ..Wav::pcm16(&[]) };
-        refused(name, &w.bytes(), "");
+fn telephone_encodings_are_read_to_their_values() {
+    // mu-law 0x80 is +32124/32768, 0x00 its negative, 0xff zero; A-law 0xaa is +32256/32768.
+    let tail: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8).collect();
+    for (name, format, head, expected) in [
+        ("mulaw.wav", 7u16, [0x80u8, 0x00, 0xff], [32124.0f32, -32124.0, 0.0]),
+        ("alaw.wav", 6, [0xaa, 0x2a, 0xd5], [32256.0, -32256.0, 8.0]),
+    ] {
+        let data: Vec<u8> = head.iter().copied().chain(tail.iter().copied()).collect();
+        let bytes = Wav { format, bits: 8, data, ..Wav::pcm16(&[]) }.bytes();
+        accepted_with_finite_features(name, &bytes);
+        let clip = read_wav_bytes(Path::new(name), &bytes, 600.0).unwrap();
+        assert_eq!(clip.samples.len(), 4003, "{name}");
+        for (got, want) in clip.samples.iter().zip(expected) {
+            assert!((got - want / 32768.0).abs() < 1e-4, "{name}: {got} against {}", want / 32768.0);
+        }
     }
     let f64s: Vec<u8> = (0..1000).flat_map(|i| (f64::from(i) / 1000.0).to_le_bytes()).collect();
-    let w = Wav { format: 3, bits: 64, data: f64s, ..Wav::pcm16(&[]) };
-    refused("float64.wav", &w.bytes(), "");
+    refused("float64.wav", &Wav { format: 3, bits: 64, data: f64s, ..Wav::pcm16(&[]) }.bytes(), "");
+    let data: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8).collect();
+    refused("adpcm.wav", &Wav { format: 2, bits: 4, data, ..Wav::pcm16(&[]) }.bytes(), "");
 }
 
 #[test]
