@@ -25,8 +25,9 @@ pub enum Format {
 
 /// Predict the spoken digit (0-9) in audio files.
 ///
-/// Reads wav, FLAC, Ogg Vorbis, Ogg Opus, MP3, M4A/AAC and WebM/Opus, at any sample rate and
-/// channel count; the format is found from the content, not the name. Folders are searched
+/// Reads wav (PCM, float, telephone mu-law and A-law), FLAC, Ogg Vorbis, Ogg Opus, MP3, M4A/AAC
+/// and WebM/Opus, at any sample rate and channel count; the format is found from the content,
+/// not the name. Folders are searched
 /// recursively for files with those extensions (.wav .wave .flac .ogg .oga .opus .mp3 .m4a .mp4 .aac
 /// .webm .mka, any case). Files named `<digit>_...` are scored, and a summary line gives the
 /// accuracy over them. A file that cannot be used is reported with its
