@@ -1075,20 +1075,16 @@ mod tests {
         };
         // A reads "15" and B "37", each with a close second choice they share: "26", which
         // neither reads (nor with a digit more or fewer), is the likeliest string for both.
-        let a = posteriors(&[
-            frame(0, 0.9),
-            two(1, 0.5, 2, 0.4),
-            frame(0, 0.9),
-            two(5, 0.5, 6, 0.4),
-            frame(0, 0.9),
-        ]);
-        let b = posteriors(&[
-            frame(0, 0.9),
-            two(3, 0.5, 2, 0.4),
-            frame(0, 0.9),
-            two(7, 0.5, 6, 0.4),
-            frame(0, 0.9),
-        ]);
+        let model = |first: u8, second: u8| {
+            posteriors(&[
+                frame(0, 0.9),
+                two(first, 0.5, 2, 0.4),
+                frame(0, 0.9),
+                two(second, 0.5, 6, 0.4),
+                frame(0, 0.9),
+            ])
+        };
+        let (a, b) = (model(1, 5), model(3, 7));
         assert_eq!((greedy(&a).sequence.as_str(), greedy(&b).sequence.as_str()), ("15", "37"));
         let (_, reading) = ensemble(&[a.clone(), b.clone()], None).unwrap();
         assert_eq!(reading.sequence, "26");
