@@ -761,6 +761,9 @@ pub fn ensemble(posteriors: &[Posteriors], lengths: Option<Lengths>) -> Option<(
     }
     let (start_score, k) = best?;
     let start = candidates.get(k)?.1.values();
+    if start.len() > SEARCH_MAX_DIGITS {
+        return candidates.into_iter().nth(k);
+    }
     let (digits, _) = search(start, start_score, lengths, &score);
     if let Some(found) = candidates.iter().find(|(_, r)| r.values() == digits) {
         return Some(found.clone());
@@ -783,6 +786,12 @@ pub fn summed_log_likelihood(posteriors: &[Posteriors], digits: &[u8]) -> f64 {
 
 /// Rounds of [`search`] at most.
 pub const SEARCH_ROUNDS: usize = 4;
+
+/// Readings longer than this are not searched: a round costs about 20 x digits candidates,
+/// each scored over every frame and twice the digits in states, so a minute of speech (170
+/// digits) took a minute to read with it and takes 0.2 s without; phone numbers are 15 digits
+/// at most, and a 12 s utterance (`listen`'s longest) of 20 digits searches in about 70 ms.
+pub const SEARCH_MAX_DIGITS: usize = 20;
 
 /// A local search for the string that `score` rates highest, from `start` (scored
 /// `start_score`): each round tries every string one edit away (a digit replaced, dropped, or
@@ -1097,6 +1106,21 @@ mod tests {
         // A length that rules it out keeps the search within it.
         let three = Some(Lengths { min: 3, max: 3 });
         assert_eq!(ensemble(&[a.clone(), b], three).unwrap().1.digits.len(), 3);
+        // Past SEARCH_MAX_DIGITS the search is left out (its cost grows with the square of the
+        // digits): 22 such positions read "1..." and "3..." (and their candidates of 21 and 23
+        // digits are past it too), and none of the readings holds a "2".
+        let long = |top: u8| {
+            let rows: Vec<_> =
+                (0..SEARCH_MAX_DIGITS + 2).flat_map(|_| [frame(0, 0.9), two(top, 0.5, 2, 0.4)]).collect();
+            posteriors(&rows)
+        };
+        let (_, reading) = ensemble(&[long(1), long(3)], None).unwrap();
+        assert!(reading.digits.len() > SEARCH_MAX_DIGITS, "{}", reading.sequence);
+        assert!(!reading.sequence.contains('2'), "{}", reading.sequence);
+        let short = |top: u8| {
+            posteriors(&[frame(0, 0.9), two(top, 0.5, 2, 0.4), frame(0, 0.9), two(top, 0.5, 2, 0.4)])
+        };
+        assert_eq!(ensemble(&[short(1), short(3)], None).unwrap().1.sequence, "22");
         // An alignment needs a frame a digit.
         assert_eq!(aligned(&a, &[2, 6]).unwrap().sequence, "26");
         assert_eq!(aligned(&a, &[1, 2, 3, 4, 5, 6]), None);
