@@ -742,7 +742,8 @@ pub fn ensemble(posteriors: &[Posteriors], lengths: Option<Lengths>) -> Option<(
         for (i, p) in posteriors.iter().enumerate() {
             let n = candidates.get(i).map_or(0, |(_, r)| r.digits.len());
             for m in [n.saturating_sub(1), n + 1] {
-                if m >= 1 && m != n {
+                // Past SEARCH_MAX_DIGITS, a digit more or fewer is left out with the search.
+                if m >= 1 && m != n && n <= SEARCH_MAX_DIGITS {
                     candidates.push((i, constrained(p, Lengths { min: m, max: m })));
                 }
             }
@@ -787,10 +788,12 @@ pub fn summed_log_likelihood(posteriors: &[Posteriors], digits: &[u8]) -> f64 {
 /// Rounds of [`search`] at most.
 pub const SEARCH_ROUNDS: usize = 4;
 
-/// Readings longer than this are not searched: a round costs about 20 x digits candidates,
-/// each scored over every frame and twice the digits in states, so a minute of speech (170
-/// digits) took a minute to read with it and takes 0.2 s without; phone numbers are 15 digits
-/// at most, and a 12 s utterance (`listen`'s longest) of 20 digits searches in about 70 ms.
+/// Readings longer than this are not searched, nor given candidates a digit longer and
+/// shorter: a round of the search costs about 20 x digits candidates, each scored over every
+/// frame and twice the digits in states, so a minute of speech (170 digits) took a minute to
+/// read with it and takes 0.1 s without either (four minutes of speech: 4.2 s with the
+/// candidates, 0.7 s without); phone numbers are 15 digits at most, and a 12 s utterance (`listen`'s longest)
+/// of 20 digits searches in about 70 ms.
 pub const SEARCH_MAX_DIGITS: usize = 20;
 
 /// A local search for the string that `score` rates highest, from `start` (scored
