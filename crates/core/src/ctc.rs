@@ -792,8 +792,8 @@ pub const SEARCH_ROUNDS: usize = 4;
 /// shorter: a round of the search costs about 20 x digits candidates, each scored over every
 /// frame and twice the digits in states, so a minute of speech (170 digits) took a minute to
 /// read with it and takes 0.1 s without either (four minutes of speech: 4.2 s with the
-/// candidates, 0.7 s without); phone numbers are 15 digits at most, and a 12 s utterance (`listen`'s longest)
-/// of 20 digits searches in about 70 ms.
+/// candidates, 0.7 s without); phone numbers are 15 digits at most, and a 12 s utterance
+/// (`listen`'s longest) of 20 digits searches in about 70 ms.
 pub const SEARCH_MAX_DIGITS: usize = 20;
 
 /// A local search for the string that `score` rates highest, from `start` (scored
@@ -879,7 +879,7 @@ pub fn aligned(p: &Posteriors, digits: &[u8]) -> Option<Reading> {
         std::mem::swap(&mut score, &mut next);
     }
     let mut state = if n > 1 && score[n - 2] > score[n - 1] { n - 2 } else { n - 1 };
-    if score[state] == f64::NEG_INFINITY || (frames < digits.len()) {
+    if score[state] == f64::NEG_INFINITY {
         return None;
     }
     let mut path = vec![BLANK; frames];
@@ -889,7 +889,8 @@ pub fn aligned(p: &Posteriors, digits: &[u8]) -> Option<Reading> {
             state = back[t * n + state];
         }
     }
-    (reading_of(&path, p).values() == digits).then(|| reading_of(&path, p))
+    let reading = reading_of(&path, p);
+    (reading.values() == digits).then_some(reading)
 }
 
 /// CTC's extended labels of a digit string: blank, d1, blank, d2, ..., dn, blank.

@@ -5,9 +5,9 @@
 //! goes through exactly the features the model was trained on.
 //!
 //! With a string model ([`Recogniser::with_strings`]) an utterance may hold several digits said
-//! without pauses: the string model reads it first, and when it hears a string (two digits or
-//! more, each of them surely, or over more than a word's length) each of its digits is reported with its
-//! own span (the string model alone: a second reading of each digit by the classifier,
+//! without pauses: the string model reads it first, and when it hears a string (three digits
+//! or more; two, each of them surely or both together much likelier than any one digit; or
+//! any over more than a word's length) each of its digits is reported with its own span (the string model alone: a second reading of each digit by the classifier,
 //! [`crate::rescore`], helps spliced words and hurts voices the classifier never heard); otherwise
 //! the classifier reads the utterance as one digit, as without it (it reads single words better).
 
