@@ -870,7 +870,7 @@ pub fn aligned(p: &Posteriors, digits: &[u8]) -> Option<Reading> {
             if s >= 1 && score[s - 1] > best {
                 (best, from) = (score[s - 1], s - 1);
             }
-            if s >= 2 && labels[s] != BLANK && labels[s] != labels[s - 2] && score[s - 2] > best {
+            if skips_blank(&labels, s) && score[s - 2] > best {
                 (best, from) = (score[s - 2], s - 2);
             }
             next[s] = best + ln(p.probs[t][labels[s]]);
@@ -891,6 +891,12 @@ pub fn aligned(p: &Posteriors, digits: &[u8]) -> Option<Reading> {
     }
     let reading = reading_of(&path, p);
     (reading.values() == digits).then_some(reading)
+}
+
+/// Whether a path may reach extended label `s` straight from `s - 2`, over the blank between
+/// them: only into a digit that differs from the one before it.
+fn skips_blank(labels: &[usize], s: usize) -> bool {
+    s >= 2 && labels.get(s).is_some_and(|&l| l != BLANK && Some(&l) != labels.get(s - 2))
 }
 
 /// CTC's extended labels of a digit string: blank, d1, blank, d2, ..., dn, blank.
@@ -927,8 +933,7 @@ pub fn log_likelihood(p: &Posteriors, digits: &[u8]) -> f64 {
             if s >= 1 {
                 a += alpha[s - 1];
             }
-            // Skipping a blank is allowed between two different digits.
-            if s >= 2 && labels[s] != BLANK && labels[s] != labels[s - 2] {
+            if skips_blank(&labels, s) {
                 a += alpha[s - 2];
             }
             alpha[s] = a * prob(probs, labels[s]);
