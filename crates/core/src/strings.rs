@@ -22,6 +22,7 @@ use crate::dataset::{Recording, Split};
 use crate::features::speech_segment;
 use crate::{Error, FrontEnd, NUM_CLASSES, Result, audio};
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -439,6 +440,11 @@ pub struct StringTrainConfig {
     /// metrics: none).
     #[serde(default)]
     pub dropout: f64,
+    /// Batches made together and sorted by length before they are handed over, so that each
+    /// batch holds utterances of about one length and pads little ([`produce_strings`]; 1: each
+    /// batch as drawn, padded to its longest; absent in older metrics: 1).
+    #[serde(default = "one")]
+    pub bucket: usize,
     pub splice: SpliceConfig,
     /// Recording conditions and SpecAugment on each training string (absent in the metrics of
     /// models trained before it: off).
@@ -465,6 +471,7 @@ impl Default for StringTrainConfig {
             learning_rate: 2e-3,
             weight_decay: 1e-3,
             dropout: 0.0,
+            bucket: BUCKET,
             phrase_share: 0.25,
             splice: SpliceConfig::training(),
             augment: StringAugment::training(),
@@ -641,20 +648,24 @@ pub fn dress<R: Rng + ?Sized>(samples: &[f32], cfg: &SpliceConfig, rate: u32, rn
     join(&[&word], cfg, rate, rng).samples
 }
 
+/// An utterance ready for a batch: its digits, and its feature map with its frames.
+type Ready = (Vec<u8>, (Vec<f32>, usize));
+
 /// Batches from utterances: features over each whole utterance, padded to the longest.
 pub fn batch_of(utterances: &[Labelled], features: &crate::FeatureConfig) -> Result<StringBatch> {
     let maps = utterances
         .iter()
-        .map(|(s, _)| crate::ctc::utterance_features(features, s))
+        .map(|(s, digits)| Ok((digits.clone(), crate::ctc::utterance_features(features, s)?)))
         .collect::<Result<Vec<_>>>()?;
-    Ok(padded(utterances, &maps, features.n_mels))
+    Ok(padded(&maps, features.n_mels))
 }
 
-/// The batch of `maps` (each utterance's features and frames) padded to the longest.
-fn padded(utterances: &[Labelled], maps: &[(Vec<f32>, usize)], bands: usize) -> StringBatch {
-    let frames = maps.iter().map(|(_, f)| *f).max().unwrap_or(0);
+/// The batch of utterances (each one's digits, and its features and frames) padded to the
+/// longest.
+fn padded(utterances: &[Ready], bands: usize) -> StringBatch {
+    let frames = utterances.iter().map(|(_, (_, f))| *f).max().unwrap_or(0);
     let mut out = vec![0.0; utterances.len() * bands * frames];
-    for ((map, f), dst) in maps.iter().zip(out.chunks_exact_mut((bands * frames).max(1))) {
+    for ((_, (map, f)), dst) in utterances.iter().zip(out.chunks_exact_mut((bands * frames).max(1))) {
         for (row, src) in dst.chunks_exact_mut(frames.max(1)).zip(map.chunks_exact((*f).max(1))) {
             if let Some(d) = row.get_mut(..*f) {
                 d.copy_from_slice(src);
@@ -664,9 +675,9 @@ fn padded(utterances: &[Labelled], maps: &[(Vec<f32>, usize)], bands: usize) -> 
     StringBatch {
         features: out,
         frames,
-        lengths: maps.iter().map(|(_, f)| *f).collect(),
-        digits: utterances.iter().flat_map(|(_, d)| d.iter().copied()).collect(),
-        digit_counts: utterances.iter().map(|(_, d)| d.len()).collect(),
+        lengths: utterances.iter().map(|(_, (_, f))| *f).collect(),
+        digits: utterances.iter().flat_map(|(d, _)| d.iter().copied()).collect(),
+        digit_counts: utterances.iter().map(|(d, _)| d.len()).collect(),
     }
 }
 
@@ -678,64 +689,109 @@ fn batch_seed(seed: u64, step: usize) -> u64 {
     x ^ (x >> 31)
 }
 
+/// The batches [`StringTrainConfig::bucket`] sorts together by default: the strings of 1-12
+/// digits and the phrases range from under a second to about 9 s, and a batch drawn as it
+/// comes is padded to its longest, about twice its mean.
+pub const BUCKET: usize = 8;
+
+fn one() -> usize {
+    1
+}
+
 /// The training batches of every step, made ahead of the training step (spliced strings from
 /// `bank`, a share of dressed `phrases`, then [`StringAugment`]'s conditions and masks); stops
-/// when the receiver goes away.
+/// when the receiver goes away. Every [`StringTrainConfig::bucket`] batches are made together,
+/// their utterances sorted by length and cut into batches again, handed over in an order
+/// drawn from the seed.
 pub fn produce_strings(
     cfg: &StringTrainConfig,
     bank: &WordBank,
     phrases: &[Labelled],
     tx: std::sync::mpsc::SyncSender<StringBatch>,
 ) -> Result<()> {
-    let rate = cfg.features.sample_rate;
     // Seconds spent making batches (not waiting to hand them over), logged every 500 steps.
     let mut busy = 0.0;
-    for step in 0..cfg.steps {
+    let bucket = cfg.bucket.max(1);
+    let mut made = 0;
+    for first in (0..cfg.steps).step_by(bucket) {
         let started = std::time::Instant::now();
-        let mut rng = StdRng::seed_from_u64(batch_seed(cfg.seed, step));
-        let mut items = Vec::with_capacity(cfg.batch_size);
-        for _ in 0..cfg.batch_size {
-            let phrase = if phrases.is_empty() || !rng.random_bool(cfg.phrase_share) {
-                None
-            } else {
-                phrases.get(rng.random_range(0..phrases.len()))
-            };
-            match phrase {
-                Some((samples, digits)) => {
-                    items.push((dress(samples, &cfg.splice, rate, &mut rng), digits.clone()))
-                }
-                None => {
-                    let u = bank.splice(&cfg.splice, &mut rng)?;
-                    items.push((u.samples, u.digits));
-                }
-            }
-            let a = &cfg.augment;
-            if let Some((samples, _)) = items.last_mut()
-                && a.conditions > 0.0
-                && rng.random_bool(a.conditions)
-            {
-                // Babble's voices: three other words of the bank (any speaker's).
-                let voices: Vec<&[f32]> =
-                    (0..crate::conditions::BABBLE_VOICES).filter_map(|_| bank.any_word(&mut rng)).collect();
-                *samples = crate::conditions::augment(samples, rate, &voices, &mut rng);
-            }
+        let steps = first..(first + bucket).min(cfg.steps);
+        let mut drawn = Vec::with_capacity(steps.len() * cfg.batch_size);
+        for step in steps.clone() {
+            drawn.extend(draw_batch(cfg, bank, phrases, step)?);
         }
-        let mut maps = Vec::with_capacity(items.len());
-        for (samples, _) in &items {
-            let (mut map, frames) = cfg.augment.features(&cfg.features, samples, &mut rng)?;
-            cfg.augment.mask(&mut map, cfg.features.n_mels, &mut rng);
-            maps.push((map, frames));
-        }
-        let batch = padded(&items, &maps, cfg.features.n_mels);
+        let batches = if bucket == 1 {
+            vec![padded(&drawn, cfg.features.n_mels)]
+        } else {
+            // Stable: utterances of one length keep the order they were drawn in.
+            drawn.sort_by_key(|(_, map)| map.1);
+            let mut batches: Vec<StringBatch> =
+                drawn.chunks(cfg.batch_size).map(|chunk| padded(chunk, cfg.features.n_mels)).collect();
+            let mut rng = StdRng::seed_from_u64(batch_seed(cfg.seed ^ BUCKET_ORDER, first));
+            batches.shuffle(&mut rng);
+            batches
+        };
         busy += started.elapsed().as_secs_f64();
-        if (step + 1) % 500 == 0 {
-            tracing::info!(steps = step + 1, busy_seconds = busy, "the string worker made its batches");
-        }
-        if tx.send(batch).is_err() {
-            return Ok(());
+        for batch in batches {
+            made += 1;
+            if made % 500 == 0 {
+                tracing::info!(steps = made, busy_seconds = busy, "the string worker made its batches");
+            }
+            if tx.send(batch).is_err() {
+                return Ok(());
+            }
         }
     }
     Ok(())
+}
+
+/// Salt of the seed that orders a bucket's batches (apart from the batches' own draws).
+const BUCKET_ORDER: u64 = 0x6275_636b_6574;
+
+/// The utterances of one step's batch, drawn from the step's own seed: each with its digits
+/// and its augmented, masked feature map.
+fn draw_batch(
+    cfg: &StringTrainConfig,
+    bank: &WordBank,
+    phrases: &[Labelled],
+    step: usize,
+) -> Result<Vec<Ready>> {
+    let rate = cfg.features.sample_rate;
+    let mut rng = StdRng::seed_from_u64(batch_seed(cfg.seed, step));
+    let mut items = Vec::with_capacity(cfg.batch_size);
+    for _ in 0..cfg.batch_size {
+        let phrase = if phrases.is_empty() || !rng.random_bool(cfg.phrase_share) {
+            None
+        } else {
+            phrases.get(rng.random_range(0..phrases.len()))
+        };
+        match phrase {
+            Some((samples, digits)) => {
+                items.push((dress(samples, &cfg.splice, rate, &mut rng), digits.clone()))
+            }
+            None => {
+                let u = bank.splice(&cfg.splice, &mut rng)?;
+                items.push((u.samples, u.digits));
+            }
+        }
+        let a = &cfg.augment;
+        if let Some((samples, _)) = items.last_mut()
+            && a.conditions > 0.0
+            && rng.random_bool(a.conditions)
+        {
+            // Babble's voices: three other words of the bank (any speaker's).
+            let voices: Vec<&[f32]> =
+                (0..crate::conditions::BABBLE_VOICES).filter_map(|_| bank.any_word(&mut rng)).collect();
+            *samples = crate::conditions::augment(samples, rate, &voices, &mut rng);
+        }
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for (samples, digits) in items {
+        let (mut map, frames) = cfg.augment.features(&cfg.features, &samples, &mut rng)?;
+        cfg.augment.mask(&mut map, cfg.features.n_mels, &mut rng);
+        out.push((digits, (map, frames)));
+    }
+    Ok(out)
 }
 
 /// Reads phrases at `rate` on `threads` threads.
@@ -946,6 +1002,47 @@ mod tests {
         }
         let p = batches(&plain);
         assert!(a.iter().zip(&p).any(|(x, y)| x.features != y.features));
+    }
+
+    #[test]
+    fn buckets_hold_the_same_strings_sorted_by_length() {
+        let plain = StringTrainConfig { steps: 10, batch_size: 8, bucket: 1, ..StringTrainConfig::default() };
+        let bucketed = StringTrainConfig { bucket: 4, ..plain.clone() };
+        let (as_drawn, sorted) = (batches(&plain), batches(&bucketed));
+        assert_eq!((as_drawn.len(), sorted.len()), (10, 10));
+        // Each utterance's frames and digits.
+        let utterances = |batches: &[StringBatch]| {
+            let mut all = vec![];
+            for b in batches {
+                let mut digits = b.digits.iter().copied();
+                for (&frames, &n) in b.lengths.iter().zip(&b.digit_counts) {
+                    all.push((frames, digits.by_ref().take(n).collect::<Vec<u8>>()));
+                }
+            }
+            all.sort();
+            all
+        };
+        // Steps 0-3, 4-7 and 8-9 are sorted together: the same utterances, each batch one
+        // stretch of its bucket's lengths, padded to its own longest.
+        for steps in [0..4, 4..8, 8..10] {
+            assert_eq!(utterances(&as_drawn[steps.clone()]), utterances(&sorted[steps.clone()]));
+            let mut ranges: Vec<(usize, usize)> = sorted[steps]
+                .iter()
+                .map(|b| (*b.lengths.iter().min().unwrap(), *b.lengths.iter().max().unwrap()))
+                .collect();
+            ranges.sort();
+            assert!(ranges.windows(2).all(|w| w[0].1 <= w[1].0), "{ranges:?}");
+        }
+        for b in as_drawn.iter().chain(&sorted) {
+            assert_eq!(Some(&b.frames), b.lengths.iter().max());
+        }
+        let padding = |batches: &[StringBatch]| -> usize {
+            batches.iter().map(|b| b.lengths.iter().map(|&l| b.frames - l).sum::<usize>()).sum()
+        };
+        assert!(padding(&sorted) * 2 < padding(&as_drawn), "{} {}", padding(&sorted), padding(&as_drawn));
+        // Seeded, the batches and their order alike.
+        let again = batches(&bucketed);
+        assert!(again.iter().zip(&sorted).all(|(x, y)| x.features == y.features && x.digits == y.digits));
     }
 
     #[test]

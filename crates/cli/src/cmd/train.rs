@@ -57,7 +57,7 @@ fn lower(v: impl std::fmt::Debug) -> String {
 /// words (FSDD and the synthetic voices but the held-out ones) and on the training voices'
 /// phrases (`--phrases`), AdamW with a cosine schedule. Of the flags below it takes --data,
 /// --synthetic/--no-synthetic, --holdout, --out [default: models/strings.safetensors],
-/// --split (not loso), --seed, --steps, --tempo, --phrase-share, --dropout, --batch-size, --lr,
+/// --split (not loso), --seed, --steps, --tempo, --phrase-share, --dropout, --bucket, --batch-size, --lr,
 /// --weight-decay, --device, --threads and --torch-threads.
 #[derive(clap::Parser, Debug)]
 #[command(version, about, long_about)]
@@ -107,6 +107,10 @@ pub struct TrainArgs {
         "With --head ctc: dropout on the projection's and each block's output while training [default: {}]",
         StringTrainConfig::default().dropout))]
     pub dropout: Option<f64>,
+    #[arg(long, value_name = "N", help = format!(
+        "With --head ctc: batches made together and sorted by length, so that each pads little; 1: each batch as drawn [default: {}]",
+        StringTrainConfig::default().bucket))]
+    pub bucket: Option<usize>,
     /// Starting point for every setting below: original or robust.
     #[arg(long, default_value = "robust")]
     pub recipe: Recipe,
@@ -467,8 +471,9 @@ impl StringPlan {
         set(&mut cfg.augment.tempo, args.tempo);
         set(&mut cfg.phrase_share, args.phrase_share);
         set(&mut cfg.dropout, args.dropout);
-        if cfg.steps == 0 || cfg.batch_size == 0 {
-            bail!("--steps and --batch-size must be positive");
+        set(&mut cfg.bucket, args.bucket);
+        if cfg.steps == 0 || cfg.batch_size == 0 || cfg.bucket == 0 {
+            bail!("--steps, --batch-size and --bucket must be positive");
         }
         let data = args.data();
         let holdout = args.holdout()?;
