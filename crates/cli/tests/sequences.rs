@@ -66,6 +66,21 @@ fn evaluate_listen_scores_strings_as_listen_reads_them() {
     assert!(phrase_der < 0.055, "phrase DER {phrase_der}");
     assert!(fast_der < 0.11, "fast phrase DER {fast_der}");
     assert!(single_exact >= 0.95, "single digits {single_exact}");
+    // Any models read together through listen's pipeline: the shipped three named read as the
+    // default does.
+    let named = report(&[
+        "--listen",
+        "--count",
+        "60",
+        "-m",
+        "models/strings.safetensors",
+        "--ensemble",
+        "models/strings-2.safetensors,models/strings-3.safetensors",
+    ]);
+    assert!(named["decoding"].as_str().unwrap().contains("beside it"), "{}", named["decoding"]);
+    for set in ["spliced", "phrases", "fast_phrases", "single"] {
+        assert_eq!(rate(&named[set]), rate(&scores[set]), "{set}");
+    }
     // Two digits said in under a second, not both 0.7 sure: taken as a string when the models
     // find them likelier than any one digit (300 pairs of FSDD's test words, 0-80 ms apart:
     // 0.50%; 1.33% when the classifier read every such pair as one word).

@@ -98,13 +98,7 @@ pub struct EvaluateArgs {
     /// With --sequences: other string models reading beside the model (a comma list): each
     /// reads every utterance, and of their readings the one all the models together find
     /// likeliest wins.
-    #[arg(
-        long,
-        value_name = "FILE,...",
-        value_delimiter = ',',
-        requires = "sequences",
-        conflicts_with = "listen"
-    )]
+    #[arg(long, value_name = "FILE,...", value_delimiter = ',', requires = "sequences")]
     pub ensemble: Vec<PathBuf>,
     /// With --sequences: score what `listen --input` prints for each recording instead of the
     /// string model's reading of it whole: cut by listen's VAD, each utterance read by the
