@@ -604,6 +604,10 @@ fn tcn() -> crate::model::Arch {
     crate::model::Arch::Tcn
 }
 
+fn one() -> usize {
+    1
+}
+
 /// What a string model's training run reports; written as its metrics JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StringTrainReport {
@@ -694,10 +698,6 @@ fn batch_seed(seed: u64, step: usize) -> u64 {
 /// comes is padded to its longest, about twice its mean.
 pub const BUCKET: usize = 8;
 
-fn one() -> usize {
-    1
-}
-
 /// The training batches of every step, made ahead of the training step (spliced strings from
 /// `bank`, a share of dressed `phrases`, then [`StringAugment`]'s conditions and masks); stops
 /// when the receiver goes away. Every [`StringTrainConfig::bucket`] batches are made together,
@@ -721,6 +721,8 @@ pub fn produce_strings(
             drawn.extend(draw_batch(cfg, bank, phrases, step)?);
         }
         let batches = if bucket == 1 {
+            // As drawn: sorted, the one batch's utterances would change places, and the same
+            // training would no longer give the same bytes as before buckets.
             vec![padded(&drawn, cfg.features.n_mels)]
         } else {
             // Stable: utterances of one length keep the order they were drawn in.
