@@ -582,23 +582,45 @@ pub fn evaluate(
     threads: usize,
 ) -> Result<Vec<ConditionScore>> {
     let cfg = &model.config().features;
-    let rate = cfg.sample_rate;
-    let mfcc = FrontEnd::new(cfg)?;
-    let load =
-        |_: &mut FrontEnd, _: usize, r: &Recording| audio::load(&r.path, rate, audio::DEFAULT_MAX_SECONDS);
-    let clips: Vec<Vec<f32>> = mfcc.par_map(test, threads, load)?.into_iter().collect::<Result<_>>()?;
-    let pool: Vec<Vec<f32>> = if conditions.contains(&Condition::Babble) {
-        mfcc.par_map(babble_pool, threads, load)?.into_iter().collect::<Result<_>>()?
+    let mut mfcc = FrontEnd::new(cfg)?;
+    let mut out = Vec::with_capacity(conditions.len());
+    for &condition in conditions {
+        let clips = conditioned(test, babble_pool, condition, seed, cfg.sample_rate, threads)?;
+        let features: Vec<f32> = clips.iter().flat_map(|clip| mfcc.compute(clip)).collect();
+        let probs = model.probabilities(&features, threads)?;
+        let scores = Scores::from_pairs(test.iter().map(|r| r.digit).zip(probs.iter().map(|p| argmax(p).0)));
+        out.push(ConditionScore { condition, description: condition.description(), scores });
+    }
+    Ok(out)
+}
+
+/// Every test clip under `condition`, as [`evaluate`] reads them (each seeded by the run's seed,
+/// the condition and the file's name; babble takes its voices from `babble_pool`).
+pub fn conditioned(
+    test: &[Recording],
+    babble_pool: &[Recording],
+    condition: Condition,
+    seed: u64,
+    rate: u32,
+    threads: usize,
+) -> Result<Vec<Vec<f32>>> {
+    let load = |r: &Recording| audio::load(&r.path, rate, audio::DEFAULT_MAX_SECONDS);
+    let pool: Vec<Vec<f32>> = if condition == Condition::Babble {
+        crate::parallel::map(babble_pool, threads, || (), |_, _, r| load(r))?
+            .into_iter()
+            .collect::<Result<_>>()?
     } else {
         Vec::new()
     };
     let mut speakers: Vec<&str> = babble_pool.iter().map(|r| r.speaker.as_str()).collect();
     speakers.sort_unstable();
     speakers.dedup();
-    let items: Vec<(&Recording, &Vec<f32>)> = test.iter().zip(&clips).collect();
-    let mut out = Vec::with_capacity(conditions.len());
-    for &condition in conditions {
-        let maps = mfcc.par_map(&items, threads, |mfcc, _, (r, clip)| -> Result<Vec<f32>> {
+    crate::parallel::map(
+        test,
+        threads,
+        || (),
+        |_, _, r| -> Result<Vec<f32>> {
+            let clip = load(r)?;
             let name = r.path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             let mut rng = StdRng::seed_from_u64(file_seed(seed, condition, name));
             let voices = if condition == Condition::Babble {
@@ -606,14 +628,11 @@ pub fn evaluate(
             } else {
                 Vec::new()
             };
-            Ok(mfcc.compute(&condition.apply(clip, rate, &voices, &mut rng)))
-        })?;
-        let features: Vec<f32> = maps.into_iter().collect::<Result<Vec<_>>>()?.concat();
-        let probs = model.probabilities(&features, threads)?;
-        let scores = Scores::from_pairs(test.iter().map(|r| r.digit).zip(probs.iter().map(|p| argmax(p).0)));
-        out.push(ConditionScore { condition, description: condition.description(), scores });
-    }
-    Ok(out)
+            Ok(condition.apply(&clip, rate, &voices, &mut rng))
+        },
+    )?
+    .into_iter()
+    .collect()
 }
 
 /// [`BABBLE_VOICES`] speakers of the pool other than `r`'s, and one clip of each.
