@@ -11,10 +11,11 @@
 //! lower it. 0 dBFS is an RMS of 1.0 (full-scale square wave). Every condition's output is what
 //! a 16-bit file would hold: clamped to full scale and rounded to 16 bits.
 
+use crate::ctc::StringModel;
 use crate::dataset::Recording;
 use crate::metrics::Scores;
 use crate::model::{Model, argmax};
-use crate::{Error, FrontEnd, Result, audio};
+use crate::{Error, Result, audio};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, RngExt, SeedableRng};
@@ -572,22 +573,22 @@ pub struct ConditionScore {
 
 /// Scores `model` on `test` under each of `conditions`. `babble_pool` are the recordings whose
 /// words `babble` mixes in: for each file, [`BABBLE_VOICES`] speakers other than its own, and one
-/// recording of each, drawn by the file's generator.
+/// recording of each, drawn by the file's generator. With `strings`, each word is decided with
+/// their second opinion, as predict-file and listen decide it ([`crate::predict::read_words`]).
 pub fn evaluate(
     model: &Model,
+    strings: Option<&StringModel>,
     test: &[Recording],
     babble_pool: &[Recording],
     conditions: &[Condition],
     seed: u64,
     threads: usize,
 ) -> Result<Vec<ConditionScore>> {
-    let cfg = &model.config().features;
-    let mut mfcc = FrontEnd::new(cfg)?;
+    let rate = model.config().features.sample_rate;
     let mut out = Vec::with_capacity(conditions.len());
     for &condition in conditions {
-        let clips = conditioned(test, babble_pool, condition, seed, cfg.sample_rate, threads)?;
-        let features: Vec<f32> = clips.iter().flat_map(|clip| mfcc.compute(clip)).collect();
-        let probs = model.probabilities(&features, threads)?;
+        let clips = conditioned(test, babble_pool, condition, seed, rate, threads)?;
+        let probs = crate::predict::read_words(model, strings, &clips, threads)?;
         let scores = Scores::from_pairs(test.iter().map(|r| r.digit).zip(probs.iter().map(|p| argmax(p).0)));
         out.push(ConditionScore { condition, description: condition.description(), scores });
     }

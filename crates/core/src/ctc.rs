@@ -318,13 +318,17 @@ impl StringModel {
     }
 
     /// Per-frame probabilities over blank and the digits for an utterance at the config's rate,
-    /// read with [`PAD_SECONDS`] of silence on each side.
+    /// its mean (DC offset) removed, read with [`PAD_SECONDS`] of silence on each side. With an
+    /// offset the silence around would meet the recording in two steps, clicks the training
+    /// strings never had: FSDD's test words with an offset of 0.2 read 97.7% right alone
+    /// (the shipped three, each as one digit), 100% with the mean removed.
     pub fn posteriors(&self, samples: &[f32]) -> Result<Posteriors> {
         let rate = f64::from(self.config.features.sample_rate);
         let pad = (PAD_SECONDS * rate).round() as usize;
+        let mean = samples.iter().map(|&s| f64::from(s)).sum::<f64>() / samples.len().max(1) as f64;
         let mut padded = vec![0.0; samples.len() + 2 * pad];
         if let Some(middle) = padded.get_mut(pad..pad + samples.len()) {
-            middle.copy_from_slice(samples);
+            middle.iter_mut().zip(samples).for_each(|(m, &s)| *m = s - mean as f32);
         }
         let (input, frames) = utterance_features(&self.config.features, &padded)?;
         let logits = self.logits(&input, frames)?;
@@ -398,6 +402,11 @@ impl StringModel {
         Ok((posteriors, reading))
     }
 
+    /// Every model's probabilities for an utterance: this one's first, then the others'.
+    pub fn all_posteriors(&self, samples: &[f32]) -> Result<Vec<Posteriors>> {
+        std::iter::once(self).chain(&self.others).map(|m| m.posteriors(samples)).collect()
+    }
+
     /// [`StringModel::read`], with every model's probabilities (this one's first, then the
     /// others') and the index of the model whose reading it is.
     pub fn readings(
@@ -405,10 +414,7 @@ impl StringModel {
         samples: &[f32],
         lengths: Option<Lengths>,
     ) -> Result<(Vec<Posteriors>, usize, Reading)> {
-        let mut all = vec![self.posteriors(samples)?];
-        for other in &self.others {
-            all.push(other.posteriors(samples)?);
-        }
+        let all = self.all_posteriors(samples)?;
         let (which, reading) = match all.as_slice() {
             [one] => (0, decode(one, lengths)),
             _ => ensemble(&all, lengths).ok_or_else(|| Error::Config("an ensemble read nothing".into()))?,

@@ -51,7 +51,8 @@ pub fn predict_files(
 }
 
 /// [`predict_files`], and with `strings` each file's digit string too (the file read once for
-/// both).
+/// both), and each file's digit decided with the string models' second opinion
+/// ([`crate::rescore::with_second_opinion`]).
 pub fn predict_files_with(
     model: &Model,
     strings: Option<&StringModel>,
@@ -64,8 +65,11 @@ pub fn predict_files_with(
     }
     let features = FrontEnd::new(&model.config().features)?.par_map(paths, threads, |mfcc, _, p| {
         let input = featurise(mfcc, p, max_seconds)?;
-        let digits = strings.map(|s| s.read(&input.samples, None)).transpose()?;
-        Ok((input.features, input.utterances, digits))
+        let read = strings.map(|s| -> Result<_> {
+            let (all, _, reading) = s.readings(&input.samples, None)?;
+            Ok((reading, crate::rescore::one_digit_log_likelihoods(&all)))
+        });
+        Ok((input.features, input.utterances, read.transpose()?))
     })?;
     let good: Vec<f32> = features
         .iter()
@@ -77,36 +81,79 @@ pub fn predict_files_with(
     Ok(features
         .into_iter()
         .map(|r| {
-            r.and_then(|(_, utterances, digits)| {
+            r.and_then(|(_, utterances, read)| {
                 let p = probs.next().ok_or_else(|| crate::Error::Config("missing prediction".into()))?;
+                let (digits, p) = match read {
+                    Some((reading, one_digit)) => (
+                        Some(reading),
+                        crate::rescore::with_second_opinion(&p, &one_digit, crate::rescore::WORD_WEIGHT),
+                    ),
+                    None => (None, p),
+                };
                 Ok(Prediction { utterances, digits, ..Prediction::from_probabilities(p) })
             })
         })
         .collect())
 }
 
+/// One digit per clip at the model's rate: the classifier's probabilities for each, with the
+/// string models' second opinion when there are any (as predict-file and listen read words).
+pub fn read_words(
+    model: &Model,
+    strings: Option<&StringModel>,
+    clips: &[Vec<f32>],
+    threads: usize,
+) -> Result<Vec<[f32; crate::NUM_CLASSES]>> {
+    if let Some(s) = strings {
+        crate::rescore::same_rate(s, model)?;
+    }
+    let front = FrontEnd::new(&model.config().features)?;
+    let maps = front.par_map(clips, threads, |mfcc, _, clip| mfcc.compute(clip))?;
+    let probs = model.probabilities(&maps.concat(), threads)?;
+    let Some(s) = strings else { return Ok(probs) };
+    let opinions = crate::parallel::map(
+        clips,
+        threads,
+        || (),
+        |_, _, clip| s.all_posteriors(clip).map(|all| crate::rescore::one_digit_log_likelihoods(&all)),
+    )?;
+    probs
+        .iter()
+        .zip(opinions)
+        .map(|(p, o)| Ok(crate::rescore::with_second_opinion(p, &o?, crate::rescore::WORD_WEIGHT)))
+        .collect()
+}
+
 /// Scores a model on labelled recordings, optionally with white noise added to every clip at
-/// `noise_snr_db` (seeded per file, so reruns give the same figure).
+/// `noise_snr_db` (seeded per file, so reruns give the same figure), and with `strings`'
+/// second opinion on each word ([`read_words`]).
 pub fn evaluate(
     model: &Model,
+    strings: Option<&StringModel>,
     recordings: &[crate::dataset::Recording],
     noise_snr_db: Option<f32>,
     seed: u64,
     threads: usize,
 ) -> Result<crate::metrics::Scores> {
     use rand::SeedableRng;
-    let cfg = &model.config().features;
-    let maps = FrontEnd::new(cfg)?.par_map(recordings, threads, |mfcc, i, r| -> Result<Vec<f32>> {
-        let mut samples = audio::load(&r.path, cfg.sample_rate, audio::DEFAULT_MAX_SECONDS)?;
-        if let Some(snr) = noise_snr_db {
-            let file_seed = seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let mut rng = rand::rngs::StdRng::seed_from_u64(file_seed);
-            crate::augment::add_noise(&mut samples, snr, &mut rng);
-        }
-        Ok(mfcc.compute(&samples))
-    })?;
-    let features: Vec<f32> = maps.into_iter().collect::<Result<Vec<_>>>()?.concat();
-    let probs = model.probabilities(&features, threads)?;
+    let rate = model.config().features.sample_rate;
+    let clips = crate::parallel::map(
+        recordings,
+        threads,
+        || (),
+        |_, i, r| -> Result<Vec<f32>> {
+            let mut samples = audio::load(&r.path, rate, audio::DEFAULT_MAX_SECONDS)?;
+            if let Some(snr) = noise_snr_db {
+                let file_seed = seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let mut rng = rand::rngs::StdRng::seed_from_u64(file_seed);
+                crate::augment::add_noise(&mut samples, snr, &mut rng);
+            }
+            Ok(samples)
+        },
+    )?
+    .into_iter()
+    .collect::<Result<Vec<_>>>()?;
+    let probs = read_words(model, strings, &clips, threads)?;
     Ok(crate::metrics::Scores::from_pairs(
         recordings.iter().map(|r| r.digit).zip(probs.iter().map(|p| argmax(p).0)),
     ))

@@ -4,7 +4,7 @@
 
 use crate::{
     DEFAULT_FAST_PHRASES, DEFAULT_HOLDOUT, DEFAULT_PHRASES, DEFAULT_RECORDINGS, DEFAULT_STRING_MODEL,
-    DEFAULT_STRING_MODELS, Verbosity, default_path, default_threads, load_model, paint,
+    DEFAULT_STRING_MODELS, Verbosity, default_path, default_threads, load_model, load_string_model, paint,
 };
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -20,6 +20,8 @@ use std::process::ExitCode;
 
 /// Score a model on FSDD's test recordings of a split, clean or with white noise at a given SNR.
 ///
+/// Each word is read as predict-file and listen read it: the classifier with the string models'
+/// second opinion (`--no-strings`: the classifier alone; see --strings for which string models).
 /// Prints the report (accuracy, per-class precision/recall/F1, confusion matrix); `--json`
 /// prints it as JSON instead. With `--condition`, a table of accuracy per condition (each
 /// condition applied to every test clip, seeded per file), clean first.
@@ -57,6 +59,15 @@ pub struct EvaluateArgs {
     /// test part (index 0-4).
     #[arg(long, value_name = "NAME", value_parser = parse_conditions)]
     pub condition: Vec<Vec<Condition>>,
+    /// String models whose opinion of each digit said alone joins the classifier's on every
+    /// word, as predict-file and listen read words (a comma list read together) [default: the
+    /// three shipped ones, but only for the default model on the official split: they heard
+    /// every FSDD speaker, so a fold or another model needs string models trained like it].
+    #[arg(long, value_name = "FILE,...", value_delimiter = ',', conflicts_with = "sequences")]
+    pub strings: Vec<PathBuf>,
+    /// Score the classifier alone, without the string models' second opinion.
+    #[arg(long, conflicts_with_all = ["strings", "sequences"])]
+    pub no_strings: bool,
     /// Seed for the split and the noise.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -171,6 +182,20 @@ pub fn evaluate(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
     let data = args.data.clone().unwrap_or_else(|| default_path(DEFAULT_RECORDINGS));
     let scan = dataset::scan(&data, &holdout)?;
     let sets = dataset::split(&scan.recordings, &args.split, dataset::DEFAULT_VAL_FRACTION, args.seed)?;
+    let shipped = args.model.is_none() && args.split == Split::Official;
+    let strings = if args.no_strings || (args.strings.is_empty() && !shipped) {
+        None
+    } else {
+        load_string_model(&args.strings, false)?
+    };
+    let reader = match &strings {
+        Some(_) if args.strings.is_empty() => format!("{model_name} with the string models' second opinion"),
+        Some(_) => {
+            let names = args.strings.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+            format!("{model_name} with the second opinion of {names}")
+        }
+        None => model_name,
+    };
     if !args.condition.is_empty() {
         let mut chosen = vec![Condition::Clean];
         for &c in args.condition.iter().flatten() {
@@ -179,14 +204,22 @@ pub fn evaluate(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
             }
         }
         let pool: Vec<_> = scan.recordings.iter().filter(|r| r.index < 5).cloned().collect();
-        let table = conditions::evaluate(&model, &sets.test, &pool, &chosen, args.seed, args.threads)?;
+        let table = conditions::evaluate(
+            &model,
+            strings.as_ref(),
+            &sets.test,
+            &pool,
+            &chosen,
+            args.seed,
+            args.threads,
+        )?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&table)?);
             return Ok(ExitCode::SUCCESS);
         }
         if !args.verbosity.quiet {
             let s = paint::STRONG;
-            anstream::println!("{s}{model_name} on the {} test set, by condition:{s:#}", args.split);
+            anstream::println!("{s}{reader} on the {} test set, by condition:{s:#}", args.split);
         }
         println!("{:<9} {:>8} {:>9}  what", "condition", "accuracy", "correct");
         for row in &table {
@@ -201,14 +234,15 @@ pub fn evaluate(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let scores = predict::evaluate(&model, &sets.test, args.noise_snr, args.seed, args.threads)?;
+    let scores =
+        predict::evaluate(&model, strings.as_ref(), &sets.test, args.noise_snr, args.seed, args.threads)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&scores)?);
     } else {
         let noise = args.noise_snr.map(|s| format!(", white noise at {s} dB SNR")).unwrap_or_default();
         if !args.verbosity.quiet {
             let s = paint::STRONG;
-            anstream::println!("{s}{model_name} on the {} test set{noise}:{s:#}", args.split);
+            anstream::println!("{s}{reader} on the {} test set{noise}:{s:#}", args.split);
         }
         print!("{scores}");
     }
