@@ -102,7 +102,7 @@ impl Analysis {
 
 /// Reads `path` (any audio file, resampled to the model's rate), analyses it through the model's
 /// front end and runs the model on the MFCC map, and the string model, when given, on the whole
-/// recording (its opinion of each digit said alone joins the classifier's, as in predict-file).
+/// recording.
 pub fn analyze_file(
     path: &Path,
     model: &Model,
@@ -111,12 +111,12 @@ pub fn analyze_file(
 ) -> Result<Analysis> {
     let config = &model.config().features;
     let input = crate::predict::featurise(&mut FrontEnd::new(config)?, path, max_seconds)?;
-    let read = match strings {
+    let reading = match strings {
         Some(s) if s.config().features.sample_rate == config.sample_rate => {
-            Some(s.readings(&input.samples, None)?)
+            Some(s.read(&input.samples, None)?)
         }
         Some(s) => {
-            Some(s.readings(&crate::audio::load(path, s.config().features.sample_rate, max_seconds)?, None)?)
+            Some(s.read(&crate::audio::load(path, s.config().features.sample_rate, max_seconds)?, None)?)
         }
         None => None,
     };
@@ -124,13 +124,7 @@ pub fn analyze_file(
         path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
     let mut analysis = Analysis::of(name, input.samples, input.features, config);
     analysis.probabilities = model.probabilities(&analysis.mfcc, 1)?.first().copied();
-    if let Some((all, _, reading)) = read {
-        let one_digit = crate::rescore::one_digit_log_likelihoods(&all);
-        analysis.probabilities = analysis
-            .probabilities
-            .map(|p| crate::rescore::with_second_opinion(&p, &one_digit, crate::rescore::WORD_WEIGHT));
-        analysis.reading = Some(reading);
-    }
+    analysis.reading = reading;
     tracing::debug!(file = %path.display(), segment = ?analysis.segment, "analysed");
     Ok(analysis)
 }

@@ -11,7 +11,6 @@
 //! lower it. 0 dBFS is an RMS of 1.0 (full-scale square wave). Every condition's output is what
 //! a 16-bit file would hold: clamped to full scale and rounded to 16 bits.
 
-use crate::ctc::StringModel;
 use crate::dataset::Recording;
 use crate::metrics::Scores;
 use crate::model::{Model, argmax};
@@ -573,11 +572,11 @@ pub struct ConditionScore {
 
 /// Scores `model` on `test` under each of `conditions`. `babble_pool` are the recordings whose
 /// words `babble` mixes in: for each file, [`BABBLE_VOICES`] speakers other than its own, and one
-/// recording of each, drawn by the file's generator. With `strings`, each word is decided with
-/// their second opinion, as predict-file and listen decide it ([`crate::predict::read_words`]).
+/// recording of each, drawn by the file's generator. With `opinion`, each word is decided with
+/// the string models' second opinion ([`crate::predict::read_words`]).
 pub fn evaluate(
     model: &Model,
-    strings: Option<&StringModel>,
+    opinion: crate::predict::SecondOpinion<'_>,
     test: &[Recording],
     babble_pool: &[Recording],
     conditions: &[Condition],
@@ -588,7 +587,7 @@ pub fn evaluate(
     let mut out = Vec::with_capacity(conditions.len());
     for &condition in conditions {
         let clips = conditioned(test, babble_pool, condition, seed, rate, threads)?;
-        let probs = crate::predict::read_words(model, strings, &clips, threads)?;
+        let probs = crate::predict::read_words(model, opinion, &clips, threads)?;
         let scores = Scores::from_pairs(test.iter().map(|r| r.digit).zip(probs.iter().map(|p| argmax(p).0)));
         out.push(ConditionScore { condition, description: condition.description(), scores });
     }

@@ -327,7 +327,7 @@ impl<'m> Listener<'m> {
                     let clip = loudest_window(&buf[..record], window);
                     let offset = clip.as_ptr() as usize - buf.as_ptr() as usize;
                     let start = *at + offset / std::mem::size_of::<f32>();
-                    let prediction = self.recogniser.read_word(clip)?;
+                    let prediction = self.recogniser.classify(clip)?;
                     let heard = HeardDigit {
                         digit: prediction.sure_digit(self.recogniser.min_confidence()),
                         prediction,

@@ -51,8 +51,7 @@ pub fn predict_files(
 }
 
 /// [`predict_files`], and with `strings` each file's digit string too (the file read once for
-/// both), and each file's digit decided with the string models' second opinion
-/// ([`crate::rescore::with_second_opinion`]).
+/// both).
 pub fn predict_files_with(
     model: &Model,
     strings: Option<&StringModel>,
@@ -65,11 +64,8 @@ pub fn predict_files_with(
     }
     let features = FrontEnd::new(&model.config().features)?.par_map(paths, threads, |mfcc, _, p| {
         let input = featurise(mfcc, p, max_seconds)?;
-        let read = strings.map(|s| -> Result<_> {
-            let (all, _, reading) = s.readings(&input.samples, None)?;
-            Ok((reading, crate::rescore::one_digit_log_likelihoods(&all)))
-        });
-        Ok((input.features, input.utterances, read.transpose()?))
+        let digits = strings.map(|s| s.read(&input.samples, None)).transpose()?;
+        Ok((input.features, input.utterances, digits))
     })?;
     let good: Vec<f32> = features
         .iter()
@@ -81,55 +77,48 @@ pub fn predict_files_with(
     Ok(features
         .into_iter()
         .map(|r| {
-            r.and_then(|(_, utterances, read)| {
+            r.and_then(|(_, utterances, digits)| {
                 let p = probs.next().ok_or_else(|| crate::Error::Config("missing prediction".into()))?;
-                let (digits, p) = match read {
-                    Some((reading, one_digit)) => (
-                        Some(reading),
-                        crate::rescore::with_second_opinion(&p, &one_digit, crate::rescore::WORD_WEIGHT),
-                    ),
-                    None => (None, p),
-                };
                 Ok(Prediction { utterances, digits, ..Prediction::from_probabilities(p) })
             })
         })
         .collect())
 }
 
+/// String models and the weight of their opinion of each word ([`read_words`]).
+pub type SecondOpinion<'m> = Option<(&'m StringModel, f64)>;
+
 /// One digit per clip at the model's rate: the classifier's probabilities for each, with the
-/// string models' second opinion when there are any (as predict-file and listen read words).
+/// string models' second opinion at its weight when asked for
+/// ([`crate::rescore::with_second_opinion`]; measured, not the default: see the model card).
 pub fn read_words(
     model: &Model,
-    strings: Option<&StringModel>,
+    opinion: SecondOpinion<'_>,
     clips: &[Vec<f32>],
     threads: usize,
 ) -> Result<Vec<[f32; crate::NUM_CLASSES]>> {
-    if let Some(s) = strings {
+    if let Some((s, _)) = opinion {
         crate::rescore::same_rate(s, model)?;
     }
     let front = FrontEnd::new(&model.config().features)?;
     let maps = front.par_map(clips, threads, |mfcc, _, clip| mfcc.compute(clip))?;
     let probs = model.probabilities(&maps.concat(), threads)?;
-    let Some(s) = strings else { return Ok(probs) };
+    let Some((s, weight)) = opinion else { return Ok(probs) };
     let opinions = crate::parallel::map(
         clips,
         threads,
         || (),
         |_, _, clip| s.all_posteriors(clip).map(|all| crate::rescore::one_digit_log_likelihoods(&all)),
     )?;
-    probs
-        .iter()
-        .zip(opinions)
-        .map(|(p, o)| Ok(crate::rescore::with_second_opinion(p, &o?, crate::rescore::WORD_WEIGHT)))
-        .collect()
+    probs.iter().zip(opinions).map(|(p, o)| Ok(crate::rescore::with_second_opinion(p, &o?, weight))).collect()
 }
 
 /// Scores a model on labelled recordings, optionally with white noise added to every clip at
-/// `noise_snr_db` (seeded per file, so reruns give the same figure), and with `strings`'
-/// second opinion on each word ([`read_words`]).
+/// `noise_snr_db` (seeded per file, so reruns give the same figure), and with the string
+/// models' second opinion on each word when asked for ([`read_words`]).
 pub fn evaluate(
     model: &Model,
-    strings: Option<&StringModel>,
+    opinion: SecondOpinion<'_>,
     recordings: &[crate::dataset::Recording],
     noise_snr_db: Option<f32>,
     seed: u64,
@@ -153,7 +142,7 @@ pub fn evaluate(
     )?
     .into_iter()
     .collect::<Result<Vec<_>>>()?;
-    let probs = read_words(model, strings, &clips, threads)?;
+    let probs = read_words(model, opinion, &clips, threads)?;
     Ok(crate::metrics::Scores::from_pairs(
         recordings.iter().map(|r| r.digit).zip(probs.iter().map(|p| argmax(p).0)),
     ))

@@ -9,9 +9,7 @@
 //! or more; two, each of them surely or both together much likelier than any one digit; or
 //! any over more than a word's length) each of its digits is reported with its own span (the string model alone: a second reading of each digit by the classifier,
 //! [`crate::rescore`], helps spliced words and hurts voices the classifier never heard); otherwise
-//! the classifier reads the utterance as one digit (it reads single words better), with the
-//! string models' opinion of each digit said alone as a second opinion
-//! ([`crate::rescore::with_second_opinion`]).
+//! the classifier reads the utterance as one digit, as without it (it reads single words better).
 
 use crate::ctc::{self, Reading, StringModel};
 use crate::model::Model;
@@ -101,10 +99,6 @@ const STRING_CONFIDENCE: f32 = 0.7;
 /// 3,000 words read alone gave a second digit to 3 words without it and at 2, and to 4 at 0;
 /// none of the held-out voices' 390 single words at 0 or 2.
 const TWO_DIGITS_MARGIN: f64 = 2.0;
-
-/// An utterance as the string models hear it: their reading when it is a string, else their
-/// opinion of each digit said alone.
-type StringOrWord = (Option<Reading>, Option<[f64; NUM_CLASSES]>);
 
 /// Segmenter, front end and model together. Holds one planned [`FrontEnd`] and reuses it.
 pub struct Recogniser<'m> {
@@ -214,8 +208,7 @@ impl<'m> Recogniser<'m> {
         for segment in segments.drain(..) {
             match segment {
                 Segment::Utterance(u) => {
-                    let (string, one_digit) = self.read_string(&u.samples, u.end_s - u.start_s)?;
-                    if let Some(reading) = string {
+                    if let Some(reading) = self.read_string(&u.samples, u.end_s - u.start_s)? {
                         // The utterance's samples end at its end; the string's spans are from
                         // their start.
                         let origin = u.end_s - u.samples.len() as f64 / f64::from(self.sample_rate());
@@ -234,14 +227,7 @@ impl<'m> Recogniser<'m> {
                         }
                         continue;
                     }
-                    let mut prediction = self.classify(&u.samples)?;
-                    if let Some(one_digit) = one_digit {
-                        prediction = Prediction::from_probabilities(crate::rescore::with_second_opinion(
-                            &prediction.probabilities,
-                            &one_digit,
-                            crate::rescore::WORD_WEIGHT,
-                        ));
-                    }
+                    let prediction = self.classify(&u.samples)?;
                     let digit = prediction.sure_digit(self.min_confidence);
                     let heard = HeardDigit {
                         digit,
@@ -264,13 +250,11 @@ impl<'m> Recogniser<'m> {
         Ok(())
     }
 
-    /// The string model's reading of an utterance, when it hears a string in it; otherwise
-    /// the string models' opinion of each digit said alone, for the classifier's reading
-    /// ([`crate::rescore::with_second_opinion`]). The string model decides whether it is a
-    /// string; the classifier may then read again the digits said between pauses
-    /// ([`Recogniser::rereading`]).
-    fn read_string(&mut self, samples: &[f32], speech_seconds: f64) -> Result<StringOrWord> {
-        let Some(strings) = self.strings else { return Ok((None, None)) };
+    /// The string model's reading of an utterance, when it hears a string in it.
+    /// The string model decides whether it is a string; the classifier may then read again the
+    /// digits said between pauses ([`Recogniser::rereading`]).
+    fn read_string(&mut self, samples: &[f32], speech_seconds: f64) -> Result<Option<Reading>> {
+        let Some(strings) = self.strings else { return Ok(None) };
         let (mut all, which, reading) = strings.readings(samples, None)?;
         let sure = reading.digits.iter().all(|d| d.confidence >= STRING_CONFIDENCE);
         let likelier_than_a_word = || {
@@ -285,28 +269,15 @@ impl<'m> Recogniser<'m> {
                 || speech_seconds > LONGER_THAN_A_WORD_SECONDS
                 || likelier_than_a_word());
         if !string {
-            return Ok((None, Some(crate::rescore::one_digit_log_likelihoods(&all))));
+            return Ok(None);
         }
         let posteriors = all.swap_remove(which);
-        let Some(db) = self.reread_dip_db else { return Ok((Some(reading), None)) };
+        let Some(db) = self.reread_dip_db else { return Ok(Some(reading)) };
         let reader = crate::rescore::StringReader {
             dip_db: Some(db),
             ..crate::rescore::StringReader::with_classifier(strings, self.model)?
         };
-        Ok((Some(reader.reread(&mut self.mfcc, samples, &posteriors, reading)?), None))
-    }
-
-    /// Reads one word at the front end's rate: the classifier, with the string models' second
-    /// opinion when there are any (as an utterance that is not a string is read).
-    pub fn read_word(&mut self, samples: &[f32]) -> Result<Prediction> {
-        let prediction = self.classify(samples)?;
-        let Some(strings) = self.strings else { return Ok(prediction) };
-        let one_digit = crate::rescore::one_digit_log_likelihoods(&strings.all_posteriors(samples)?);
-        Ok(Prediction::from_probabilities(crate::rescore::with_second_opinion(
-            &prediction.probabilities,
-            &one_digit,
-            crate::rescore::WORD_WEIGHT,
-        )))
+        reader.reread(&mut self.mfcc, samples, &posteriors, reading).map(Some)
     }
 
     /// Classifies one clip at the front end's rate (padded or truncated to the clip length).

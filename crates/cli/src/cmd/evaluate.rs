@@ -20,8 +20,6 @@ use std::process::ExitCode;
 
 /// Score a model on FSDD's test recordings of a split, clean or with white noise at a given SNR.
 ///
-/// Each word is read as predict-file and listen read it: the classifier with the string models'
-/// second opinion (`--no-strings`: the classifier alone; see --strings for which string models).
 /// Prints the report (accuracy, per-class precision/recall/F1, confusion matrix); `--json`
 /// prints it as JSON instead. With `--condition`, a table of accuracy per condition (each
 /// condition applied to every test clip, seeded per file), clean first.
@@ -59,15 +57,16 @@ pub struct EvaluateArgs {
     /// test part (index 0-4).
     #[arg(long, value_name = "NAME", value_parser = parse_conditions)]
     pub condition: Vec<Vec<Condition>>,
-    /// String models whose opinion of each digit said alone joins the classifier's on every
-    /// word, as predict-file and listen read words (a comma list read together) [default: the
-    /// three shipped ones, but only for the default model on the official split: they heard
-    /// every FSDD speaker, so a fold or another model needs string models trained like it].
-    #[arg(long, value_name = "FILE,...", value_delimiter = ',', conflicts_with = "sequences")]
+    /// Decide each word with the string models' second opinion: the classifier's probabilities
+    /// times each string model's probability that the recording is that digit said alone, to
+    /// the power W (measured, not what predict-file and listen do; see the model card).
+    #[arg(long, value_name = "W", conflicts_with = "sequences")]
+    pub second_opinion: Option<f64>,
+    /// With --second-opinion: the string models (a comma list) [default: the three shipped
+    /// ones, only for the default model on the official split: they heard every FSDD speaker,
+    /// so a fold or another model needs string models trained like it].
+    #[arg(long, value_name = "FILE,...", value_delimiter = ',', requires = "second_opinion")]
     pub strings: Vec<PathBuf>,
-    /// Score the classifier alone, without the string models' second opinion.
-    #[arg(long, conflicts_with_all = ["strings", "sequences"])]
-    pub no_strings: bool,
     /// Seed for the split and the noise.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -182,18 +181,20 @@ pub fn evaluate(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
     let data = args.data.clone().unwrap_or_else(|| default_path(DEFAULT_RECORDINGS));
     let scan = dataset::scan(&data, &holdout)?;
     let sets = dataset::split(&scan.recordings, &args.split, dataset::DEFAULT_VAL_FRACTION, args.seed)?;
-    let shipped = args.model.is_none() && args.split == Split::Official;
-    let strings = if args.no_strings || (args.strings.is_empty() && !shipped) {
-        None
-    } else {
-        load_string_model(&args.strings, false)?
-    };
-    let reader = match &strings {
-        Some(_) if args.strings.is_empty() => format!("{model_name} with the string models' second opinion"),
-        Some(_) => {
-            let names = args.strings.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
-            format!("{model_name} with the second opinion of {names}")
+    let strings = match args.second_opinion {
+        None => None,
+        Some(w) if !(w.is_finite() && w >= 0.0) => bail!("--second-opinion needs a weight of 0 or more"),
+        Some(_) if args.strings.is_empty() && (args.model.is_some() || args.split != Split::Official) => {
+            bail!(
+                "--second-opinion with -m or a split other than the official one needs --strings: the shipped \
+             string models heard every FSDD speaker"
+            )
         }
+        Some(_) => load_string_model(&args.strings, false)?,
+    };
+    let opinion = strings.as_ref().zip(args.second_opinion);
+    let reader = match args.second_opinion {
+        Some(w) => format!("{model_name} with the string models' second opinion (weight {w})"),
         None => model_name,
     };
     if !args.condition.is_empty() {
@@ -204,15 +205,8 @@ pub fn evaluate(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
             }
         }
         let pool: Vec<_> = scan.recordings.iter().filter(|r| r.index < 5).cloned().collect();
-        let table = conditions::evaluate(
-            &model,
-            strings.as_ref(),
-            &sets.test,
-            &pool,
-            &chosen,
-            args.seed,
-            args.threads,
-        )?;
+        let table =
+            conditions::evaluate(&model, opinion, &sets.test, &pool, &chosen, args.seed, args.threads)?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&table)?);
             return Ok(ExitCode::SUCCESS);
@@ -234,8 +228,7 @@ pub fn evaluate(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let scores =
-        predict::evaluate(&model, strings.as_ref(), &sets.test, args.noise_snr, args.seed, args.threads)?;
+    let scores = predict::evaluate(&model, opinion, &sets.test, args.noise_snr, args.seed, args.threads)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&scores)?);
     } else {
