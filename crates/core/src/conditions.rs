@@ -584,9 +584,10 @@ pub fn evaluate(
     threads: usize,
 ) -> Result<Vec<ConditionScore>> {
     let rate = model.config().features.sample_rate;
+    let clean = load_all(test, rate, threads)?;
     let mut out = Vec::with_capacity(conditions.len());
     for &condition in conditions {
-        let clips = conditioned(test, babble_pool, condition, seed, rate, threads)?;
+        let clips = conditioned(test, &clean, babble_pool, condition, seed, rate, threads)?;
         let probs = crate::predict::read_words(model, opinion, &clips, threads)?;
         let scores = Scores::from_pairs(test.iter().map(|r| r.digit).zip(probs.iter().map(|p| argmax(p).0)));
         out.push(ConditionScore { condition, description: condition.description(), scores });
@@ -594,33 +595,41 @@ pub fn evaluate(
     Ok(out)
 }
 
-/// Every test clip under `condition`, as [`evaluate`] reads them (each seeded by the run's seed,
-/// the condition and the file's name; babble takes its voices from `babble_pool`).
+/// Every recording read at `rate`, on `threads` threads.
+fn load_all(recordings: &[Recording], rate: u32, threads: usize) -> Result<Vec<Vec<f32>>> {
+    crate::parallel::map(
+        recordings,
+        threads,
+        || (),
+        |_, _, r| audio::load(&r.path, rate, audio::DEFAULT_MAX_SECONDS),
+    )?
+    .into_iter()
+    .collect()
+}
+
+/// Every test clip (`clips`: the `test` recordings read at `rate`) under `condition`, as
+/// [`evaluate`] reads them (each seeded by the run's seed, the condition and the file's name;
+/// babble takes its voices from `babble_pool`).
 pub fn conditioned(
     test: &[Recording],
+    clips: &[Vec<f32>],
     babble_pool: &[Recording],
     condition: Condition,
     seed: u64,
     rate: u32,
     threads: usize,
 ) -> Result<Vec<Vec<f32>>> {
-    let load = |r: &Recording| audio::load(&r.path, rate, audio::DEFAULT_MAX_SECONDS);
-    let pool: Vec<Vec<f32>> = if condition == Condition::Babble {
-        crate::parallel::map(babble_pool, threads, || (), |_, _, r| load(r))?
-            .into_iter()
-            .collect::<Result<_>>()?
-    } else {
-        Vec::new()
-    };
+    let pool =
+        if condition == Condition::Babble { load_all(babble_pool, rate, threads)? } else { Vec::new() };
     let mut speakers: Vec<&str> = babble_pool.iter().map(|r| r.speaker.as_str()).collect();
     speakers.sort_unstable();
     speakers.dedup();
+    let items: Vec<(&Recording, &Vec<f32>)> = test.iter().zip(clips).collect();
     crate::parallel::map(
-        test,
+        &items,
         threads,
         || (),
-        |_, _, r| -> Result<Vec<f32>> {
-            let clip = load(r)?;
+        |_, _, (r, clip)| -> Result<Vec<f32>> {
             let name = r.path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             let mut rng = StdRng::seed_from_u64(file_seed(seed, condition, name));
             let voices = if condition == Condition::Babble {
@@ -628,7 +637,7 @@ pub fn conditioned(
             } else {
                 Vec::new()
             };
-            Ok(condition.apply(&clip, rate, &voices, &mut rng))
+            Ok(condition.apply(clip, rate, &voices, &mut rng))
         },
     )?
     .into_iter()
