@@ -53,6 +53,12 @@ pub struct FeatureConfig {
     /// saved without the field load and behave as they did.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub find_word: bool,
+    /// Redraw the flat tops of a clipped recording before anything else ([`crate::declip`]).
+    /// Off: models saved without the field read recordings at their own rate as they did
+    /// (recordings resampled to it are repaired before resampling, whatever the model:
+    /// [`crate::audio::load`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub declip: bool,
 }
 
 impl Default for FeatureConfig {
@@ -69,6 +75,7 @@ impl Default for FeatureConfig {
             normalize: false,
             log_mel: false,
             find_word: false,
+            declip: false,
         }
     }
 }
@@ -272,6 +279,8 @@ impl FrontEnd {
         let cfg = &self.config;
         let (n_fft, hop, n_frames, len) = (cfg.n_fft, cfg.hop_length, cfg.n_frames(), cfg.clip_samples);
         let half = n_fft / 2;
+        let repaired = if cfg.declip { crate::declip::repaired(samples) } else { None };
+        let samples = repaired.as_deref().unwrap_or(samples);
 
         // A trimmed word always starts after the same margin: where the clip gives less, zeros
         // make up the rest, so silence before a clip never changes its features.

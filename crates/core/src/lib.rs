@@ -12,6 +12,7 @@ pub mod augment;
 pub mod conditions;
 pub mod ctc;
 pub mod dataset;
+pub mod declip;
 pub mod error;
 pub mod features;
 pub mod live;

@@ -37,6 +37,7 @@ pub struct Overrides {
     pub conditions: Option<f64>,
     pub condition_weights: Option<Vec<(crate::conditions::Condition, f64)>>,
     pub find_word: Option<bool>,
+    pub declip: Option<bool>,
     pub lead_in: Option<f64>,
     pub end_cut: Option<f32>,
     pub time_masks: Option<usize>,
@@ -94,6 +95,7 @@ impl Overrides {
         set(&mut f.n_mfcc, &self.n_mfcc);
         set(&mut f.log_mel, &self.log_mel);
         set(&mut f.find_word, &self.find_word);
+        set(&mut f.declip, &self.declip);
         // Unless given, the rows follow the front end: every mel band of a log-mel map, else the
         // original's 13 MFCCs.
         if self.n_mfcc.is_none() {

@@ -140,6 +140,10 @@ impl StreamResampler {
 pub struct StreamConverter {
     channels: usize,
     resampler: Option<StreamResampler>,
+    /// Clipped peaks redrawn at the input's own rate, where they are flat ([`crate::declip`]),
+    /// when the stream is resampled (as `audio::load` does for files).
+    repair: crate::declip::StreamRepair,
+    repaired: Vec<f32>,
     /// A trailing partial frame waiting for the rest of its channels.
     partial: Vec<f32>,
     mono: Vec<f32>,
@@ -156,7 +160,14 @@ impl StreamConverter {
         } else {
             Some(StreamResampler::new(from, to, (from as usize / 25).max(1))?)
         };
-        Ok(StreamConverter { channels, resampler, partial: Vec::with_capacity(channels), mono: Vec::new() })
+        Ok(StreamConverter {
+            channels,
+            resampler,
+            repair: crate::declip::StreamRepair::new(),
+            repaired: Vec::new(),
+            partial: Vec::with_capacity(channels),
+            mono: Vec::new(),
+        })
     }
 
     /// Mixes `interleaved` to mono (channel average) and resamples it, appending to `out`.
@@ -169,7 +180,9 @@ impl StreamConverter {
             Some(r) => {
                 self.mono.clear();
                 mix_into(self.channels, &mut self.partial, interleaved, &mut self.mono);
-                r.push(&self.mono, out)
+                self.repaired.clear();
+                self.repair.push(&self.mono, &mut self.repaired);
+                r.push(&self.repaired, out)
             }
         }
     }
@@ -178,7 +191,12 @@ impl StreamConverter {
     pub fn flush(&mut self, out: &mut Vec<f32>) -> Result<()> {
         self.partial.clear();
         match &mut self.resampler {
-            Some(r) => r.flush(out),
+            Some(r) => {
+                self.repaired.clear();
+                self.repair.finish(&mut self.repaired);
+                r.push(&self.repaired, out)?;
+                r.flush(out)
+            }
             None => Ok(()),
         }
     }

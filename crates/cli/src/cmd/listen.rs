@@ -152,7 +152,7 @@ pub fn listen(args: ListenArgs) -> anyhow::Result<ExitCode> {
                 }
                 Feeder::pcm(std::io::stdin(), args.rate, realtime)?
             } else {
-                Feeder::file(path, realtime)?
+                Feeder::file(path, rate, realtime)?
             };
             say(&format!(
                 "listening to {} ({} Hz{})",

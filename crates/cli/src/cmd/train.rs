@@ -186,6 +186,10 @@ pub struct TrainArgs {
         "Find the word in the recording (a noise-adaptive detector that ignores clicks, DC and hum, and keeps the region with the most speech) instead of trimming from the first loud sample",
         |c| c.features.find_word.to_string()))]
     pub find_word: Option<bool>,
+    #[arg(long, help = recipe_help(
+        "Redraw the flat tops of clipped recordings before the front end (training and reading alike)",
+        |c| c.features.declip.to_string()))]
+    pub declip: Option<bool>,
     #[arg(long, value_name = "FRACTION", help = recipe_help(
         "Random lead-in: up to this fraction of the clip of silence before the trimmed word, with probability --aug-prob; 0 is off",
         |c| number(c.augment.lead_in)))]
@@ -339,6 +343,7 @@ impl TrainArgs {
             conditions: self.conditions,
             condition_weights: self.condition_weights.clone().map(|w| w.0),
             find_word: self.find_word,
+            declip: self.declip,
             lead_in: self.lead_in,
             end_cut: self.end_cut,
             time_masks: self.time_masks,
