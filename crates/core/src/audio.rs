@@ -142,17 +142,22 @@ fn is_wav(bytes: &[u8]) -> bool {
     bytes.starts_with(b"RIFF")
 }
 
-/// Reads an audio file, mixes it to mono and resamples it to `rate`. A clipped recording at
-/// another rate is repaired at its own rate first ([`crate::declip`]): resampling rounds its flat
-/// tops, and only there are they exact. (At `rate` itself the front end repairs it when the
-/// model's config says `declip`.)
+/// Reads an audio file, mixes it to mono and resamples it to `rate` ([`read_for`]).
 pub fn load(path: &Path, rate: u32, max_seconds: f64) -> Result<Vec<f32>> {
+    let clip = read_for(path, rate, max_seconds)?;
+    if clip.sample_rate == rate { Ok(clip.samples) } else { resample(&clip.samples, clip.sample_rate, rate) }
+}
+
+/// Reads an audio file mixed to mono at its own rate, for a model at `rate`: a clipped recording
+/// at another rate is repaired at its own rate ([`crate::declip`]), as resampling will round its
+/// flat tops and only here are they exact. (At `rate` itself the front end repairs it when the
+/// model's config says `declip`.)
+pub fn read_for(path: &Path, rate: u32, max_seconds: f64) -> Result<Clip> {
     let mut clip = read_audio(path, max_seconds)?;
-    if clip.sample_rate == rate {
-        return Ok(clip.samples);
+    if clip.sample_rate != rate {
+        crate::declip::repair(&mut clip.samples);
     }
-    crate::declip::repair(&mut clip.samples);
-    resample(&clip.samples, clip.sample_rate, rate)
+    Ok(clip)
 }
 
 fn describe(path: &Path, e: hound::Error) -> Error {

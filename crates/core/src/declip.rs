@@ -28,15 +28,25 @@ pub fn clipped(samples: &[f32]) -> Option<Vec<bool>> {
     }
     let at_extreme =
         |s: f32| (hi > 0.0 && s >= hi * (1.0 - TOLERANCE)) || (lo < 0.0 && s <= lo * (1.0 - TOLERANCE));
-    let mask: Vec<bool> = samples.iter().map(|&s| at_extreme(s)).collect();
-    let runs = mask.windows(2).enumerate().filter(|&(i, w)| w[0] && w[1] && (i == 0 || !mask[i - 1])).count();
-    (runs >= MIN_RUNS).then_some(mask)
+    // Counted without a mask: the front end asks this of every clip, and few are clipped.
+    let runs = samples
+        .windows(2)
+        .enumerate()
+        .filter(|&(i, w)| at_extreme(w[0]) && at_extreme(w[1]) && (i == 0 || !at_extreme(samples[i - 1])))
+        .count();
+    (runs >= MIN_RUNS).then(|| samples.iter().map(|&s| at_extreme(s)).collect())
 }
 
 /// Redraws every clipped run of `samples` in place (see the module); whether it was clipped.
-/// Runs that touch either end are left as they are (no slope to follow there).
 pub fn repair(samples: &mut [f32]) -> bool {
     let Some(mask) = clipped(samples) else { return false };
+    redraw_runs(samples, &mask);
+    true
+}
+
+/// Redraws each run of `mask` in `samples`. Runs that touch either end are left as they are
+/// (no slope to follow there).
+fn redraw_runs(samples: &mut [f32], mask: &[bool]) {
     let n = samples.len();
     let mut i = 0;
     while i < n {
@@ -55,7 +65,6 @@ pub fn repair(samples: &mut [f32]) -> bool {
         let (before, after) = ([samples[start - 2], samples[start - 1]], [samples[i], samples[i + 1]]);
         redraw(&mut samples[start..i], before, after);
     }
-    true
 }
 
 /// Redraws one clipped run as the cubic Hermite curve from `before[1]` to `after[0]`, with the
@@ -150,9 +159,9 @@ impl StreamRepair {
 
 /// A repaired copy of `samples` when they are clipped ([`repair`]), `None` when they are not.
 pub fn repaired(samples: &[f32]) -> Option<Vec<f32>> {
-    clipped(samples)?;
+    let mask = clipped(samples)?;
     let mut out = samples.to_vec();
-    repair(&mut out);
+    redraw_runs(&mut out, &mask);
     Some(out)
 }
 

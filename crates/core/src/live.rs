@@ -481,15 +481,11 @@ pub struct Feeder {
 
 impl Feeder {
     /// A recording (wav or any format [`audio::read_audio`] reads), read whole (mono at its own
-    /// rate) before listening starts, so a bad file fails at once. As [`audio::load`] does, a
-    /// clipped file at a rate other than the model's (`model_rate`) is repaired at its own rate
-    /// ([`crate::declip`]) before the stream resamples it.
+    /// rate) before listening starts, so a bad file fails at once; clipped, at a rate other than
+    /// the model's (`model_rate`), it is repaired first ([`audio::read_for`]).
     pub fn file(path: &Path, model_rate: u32, realtime: bool) -> Result<Self> {
-        let mut clip = audio::read_audio(path, DEFAULT_MAX_SECONDS)?;
+        let clip = audio::read_for(path, model_rate, DEFAULT_MAX_SECONDS)?;
         let rate = clip.sample_rate;
-        if rate != model_rate {
-            crate::declip::repair(&mut clip.samples);
-        }
         let mut samples = clip.samples.into_iter();
         let block = (rate as usize / 100).max(1);
         Ok(Self::spawn(rate, realtime, move |buf| {
